@@ -1,0 +1,160 @@
+"""The event envelope: the one shape every event has on every omnistream topic.
+
+Backend teams produce JSON envelopes to ``omni.events.<source>``; omnistream itself produces the
+same envelope (source ``omnistream``) for timer firings and send outcomes on
+``omni.customer-events``, so the customer agent sees one kind of input in one order.
+
+Parsing is strict and bounded: a payload is rejected *before* it is fully decoded when it is too
+large, and after decoding when it nests too deeply, so a hostile producer cannot make a worker
+spend unbounded memory or recursion on one message. Every rejection is an ``EventError`` with a
+short machine ``reason`` (used as a metric label and in the DLQ record) and a human ``detail``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_EVENT_BYTES",
+    "SOURCES",
+    "Event",
+    "EventError",
+    "event_json_schema",
+    "parse_event",
+]
+
+MAX_EVENT_BYTES: Final = 64 * 1024
+"""Largest accepted raw event. Customer events are small; anything bigger is a bug or an attack."""
+
+MAX_DEPTH: Final = 10
+"""Deepest accepted nesting of objects/arrays inside one event."""
+
+SOURCES: Final = ("site", "app", "crm", "store", "omnistream")
+"""Where events come from; ``omnistream`` marks events the system itself produced."""
+
+Source = Literal["site", "app", "crm", "store", "omnistream"]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]{0,127}$"
+_TYPE = r"^[a-z][a-z0-9_.]{0,63}$"
+
+
+class EventError(ValueError):
+    """A payload that is not a valid event. ``reason`` is a short, bounded label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Event(BaseModel):
+    """One thing that happened to one customer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+    event_id: str = Field(pattern=_ID, description="Unique id chosen by the producer; dedup key.")
+    type: str = Field(pattern=_TYPE, description="What happened, e.g. `cart_updated`.")
+    source: Source = Field(description="Which system produced the event.")
+    customer_id: str | None = Field(
+        default=None, pattern=_ID, description="Known customer id (after login / in the CRM)."
+    )
+    anonymous_id: str | None = Field(
+        default=None, pattern=_ID, description="Cookie or device id before the customer is known."
+    )
+    timestamp: datetime = Field(description="When it happened, ISO 8601 with a UTC offset.")
+    properties: dict[str, Any] = Field(default_factory=dict, description="Event payload.")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="Where it happened: device, page, store, locale..."
+    )
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("timestamp must carry a UTC offset, e.g. 2026-01-31T10:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _has_identity(self) -> Event:
+        if self.customer_id is None and self.anonymous_id is None:
+            raise ValueError("an event needs customer_id or anonymous_id (or both)")
+        return self
+
+    @property
+    def customer_key(self) -> str:
+        """The key this event is processed under before identity resolution knows better."""
+        if self.customer_id is not None:
+            return self.customer_id
+        assert self.anonymous_id is not None  # guaranteed by _has_identity
+        return f"anon:{self.anonymous_id}"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of decoded JSON, stopping early once ``limit`` is exceeded."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    more = error.error_count() - 1
+    suffix = f" (+{more} more)" if more else ""
+    return f"{where}: {first['msg']}{suffix}"
+
+
+def parse_event(raw: bytes | bytearray | memoryview | str) -> Event:
+    """Decode and validate one raw event, or raise ``EventError`` with a precise reason."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    size = len(raw)
+    if size > MAX_EVENT_BYTES:
+        raise EventError("too_large", f"{size} bytes, limit is {MAX_EVENT_BYTES}")
+    if size == 0:
+        raise EventError("empty", "the message has no value")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventError("malformed_json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise EventError("not_an_object", f"expected a JSON object, got {type(data).__name__}")
+    depth = _depth(data, MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise EventError("too_deep", f"nesting deeper than {MAX_DEPTH} levels")
+    try:
+        return Event.model_validate(data)
+    except ValidationError as exc:
+        raise EventError("invalid", _describe(exc)) from None
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the envelope, for producers' CI and editors."""
+    schema = Event.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://omnistream.dev/schemas/event.json"
+    schema["description"] = (
+        f"omnistream event envelope. At most {MAX_EVENT_BYTES} bytes of JSON, "
+        f"nested at most {MAX_DEPTH} levels; customer_id or anonymous_id is required."
+    )
+    return schema

@@ -1,0 +1,87 @@
+"""One customer's row in the customer table: profile, journeys, timers, recent event ids.
+
+Everything about a customer lives in this one row, written once per event, so a crash or a
+rebalance can never separate a journey from its pending waits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from omnistream.domain.profile import Profile
+
+__all__ = ["RECENT_EVENT_IDS", "CustomerState", "Instance", "JourneyRecord", "Timer"]
+
+RECENT_EVENT_IDS: Final = 256
+"""How many recent event ids a row keeps to drop redelivered events (producer retries)."""
+
+
+class Timer(BaseModel):
+    """A durable wait: fire ``timer_id`` for ``instance_id`` at ``due``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timer_id: str
+    instance_id: str
+    due: datetime
+    purpose: str = "wait"
+
+
+class Instance(BaseModel):
+    """One customer's live run through one journey, pinned to the version it entered with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instance_id: str
+    journey_id: str
+    version: str
+    step_id: str
+    entered_at: datetime
+    control: bool = False
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    """The triggering event (as JSON), available to templates and conditions as ``trigger``."""
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class JourneyRecord(BaseModel):
+    """Per journey history for re-entry rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: int = 0
+    last_entered_at: datetime | None = None
+    last_exit_reason: str | None = None
+
+
+class CustomerState(BaseModel):
+    """The whole table row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    profile: Profile = Field(default_factory=Profile)
+    instances: dict[str, Instance] = Field(default_factory=dict)
+    timers: dict[str, Timer] = Field(default_factory=dict)
+    history: dict[str, JourneyRecord] = Field(default_factory=dict)
+    recent_event_ids: list[str] = Field(default_factory=list)
+    seq: int = 0
+    """Counter for deterministic instance ids within this row."""
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self.recent_event_ids
+
+    def remember(self, event_id: str) -> None:
+        self.recent_event_ids.append(event_id)
+        if len(self.recent_event_ids) > RECENT_EVENT_IDS:
+            del self.recent_event_ids[: len(self.recent_event_ids) - RECENT_EVENT_IDS]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CustomerState:
+        return cls.model_validate_json(raw)

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real broker and Redis for integration tests.
+
+When ``OMNISTREAM_BROKER`` / ``OMNISTREAM_REDIS_URL`` are set, tests use those servers; otherwise
+they start the embedded Tansu broker and redis-server once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omnistream import devstack
+
+
+@pytest.fixture(scope="session")
+def servers_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def broker_url(servers_log_dir: Path) -> Iterator[str]:
+    external = os.environ.get("OMNISTREAM_BROKER")
+    if external:
+        yield external
+        return
+    server = devstack.start_broker(servers_log_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers_log_dir: Path) -> Iterator[str]:
+    external = os.environ.get("OMNISTREAM_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = devstack.start_redis(servers_log_dir)
+    try:
+        yield server.url
+    finally:
+        server.stop()
