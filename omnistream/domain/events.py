@@ -25,6 +25,7 @@ __all__ = [
     "Event",
     "EventError",
     "event_json_schema",
+    "key_fields",
     "parse_event",
 ]
 
@@ -91,10 +92,23 @@ class Event(BaseModel):
         if self.customer_id is not None:
             return self.customer_id
         assert self.anonymous_id is not None  # guaranteed by _has_identity
-        return f"anon:{self.anonymous_id}"
+        return f"{ANONYMOUS_PREFIX}{self.anonymous_id}"
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
+
+
+ANONYMOUS_PREFIX: Final = "anon:"
+
+
+def key_fields(customer_key: str) -> dict[str, str]:
+    """The identity fields of an event addressed to ``customer_key`` (inverse of customer_key).
+
+    System events (timer firings, send outcomes) use this so they land on the same row.
+    """
+    if customer_key.startswith(ANONYMOUS_PREFIX):
+        return {"anonymous_id": customer_key[len(ANONYMOUS_PREFIX) :]}
+    return {"customer_id": customer_key}
 
 
 def _depth(value: Any, limit: int) -> int:

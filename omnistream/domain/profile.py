@@ -6,6 +6,7 @@ every channel knows what the others did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnistream.domain.events import Event
 
-__all__ = ["Profile", "apply_event"]
+__all__ = ["ChannelEngagement", "Profile", "apply_event"]
+
+
+class ChannelEngagement(BaseModel):
+    """Counters of one channel's messages to this customer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    last_engaged_at: datetime | None = None
 
 
 class Profile(BaseModel):
@@ -26,6 +39,8 @@ class Profile(BaseModel):
     """Channel -> address: email, sms (phone), mobile_push (token), viber, telegram, ..."""
     consents: dict[str, dict[str, bool]] = Field(default_factory=dict)
     """Channel -> category (marketing / transactional) -> granted."""
+    engagement: dict[str, ChannelEngagement] = Field(default_factory=dict)
+    """Channel -> what happened to the messages sent there."""
     first_seen: datetime | None = None
     last_seen: datetime | None = None
 
@@ -40,6 +55,22 @@ class Profile(BaseModel):
         if granted is None:
             return category == "transactional"
         return granted
+
+    def preferred_channel(self, candidates: Sequence[str]) -> str | None:
+        """The candidate this customer engages with most (opens + clicks), latest first on ties.
+
+        ``None`` when the customer never engaged with any candidate.
+        """
+        best: tuple[int, datetime] | None = None
+        choice: str | None = None
+        for channel in candidates:
+            stats = self.engagement.get(channel)
+            if stats is None or stats.last_engaged_at is None:
+                continue
+            score = (stats.opened + stats.clicked, stats.last_engaged_at)
+            if best is None or score > best:
+                best, choice = score, channel
+        return choice
 
 
 _ADDRESS_TRAITS = {"email": "email", "phone": "sms"}
