@@ -1,0 +1,85 @@
+"""Settings, from ``OMNISTREAM_*`` environment variables (or a ``.env`` file).
+
+Production points at real Kafka and Redis by URL; ``omnistream dev`` and the tests fill in the
+embedded servers' URLs themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CHANNELS", "SOURCE_TOPICS", "Settings"]
+
+CHANNELS = ("email", "sms", "mobile_push", "web_push", "viber", "telegram", "app_inbox")
+"""Every channel omnistream knows; each gets an ``omni.send.<channel>`` topic and agent."""
+
+SOURCE_TOPICS = ("site", "app", "crm", "store")
+"""Backend sources; each gets an ``omni.events.<source>`` input topic."""
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNISTREAM_", env_file=".env", extra="ignore")
+
+    app_id: str = Field(default="omnistream", description="Faust app id = consumer group id.")
+    broker: str = Field(
+        default="kafka://127.0.0.1:9092", description="Kafka bootstrap servers, `kafka://host:port`"
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0")
+    topic_prefix: str = Field(default="omni.", description="Prefix of every omnistream topic.")
+    partitions: int = Field(default=4, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1)
+    journeys_dir: Path = Field(default=Path("journeys"))
+    channels: tuple[str, ...] = CHANNELS
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(default=Path("var/worker"), description="Per-worker local state.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    provider_log_path: str = Field(
+        default="-", description="Where the `log` provider writes JSON lines; `-` is stdout."
+    )
+    rebalance_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Faust broker_rebalance_timeout; Tansu holds a join for half of it.",
+    )
+    session_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNELS)}")
+        return value
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def source_topics(self) -> list[str]:
+        return [self.topic(f"events.{source}") for source in SOURCE_TOPICS]
+
+    @property
+    def customer_events_topic(self) -> str:
+        return self.topic("customer-events")
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.topic("dlq")
+
+    def send_topic(self, channel: str) -> str:
+        return self.topic(f"send.{channel}")
