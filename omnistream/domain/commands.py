@@ -29,13 +29,16 @@ Category = Literal["marketing", "transactional"]
 _SEND_NAMESPACE = uuid.UUID("6f1c0a52-8d4b-4a57-9a0e-0b7c1f3b5e21")
 
 
-def send_id_for(journey_id: str, instance_id: str, step_id: str, attempt: int) -> str:
+def send_id_for(
+    journey_id: str, instance_id: str, step_id: str, attempt: int, *, customer_key: str
+) -> str:
     """Deterministic send id: the same step of the same instance always claims the same id.
 
     That is what makes a redelivered command (at-least-once Kafka) harmless: the channel agent
-    claims the id in Redis before it calls a provider.
+    claims the id in Redis before it calls a provider. The customer key is part of the name
+    because instance ids are only unique within one customer's row.
     """
-    name = f"{journey_id}\x1f{instance_id}\x1f{step_id}\x1f{attempt}"
+    name = f"{customer_key}\x1f{journey_id}\x1f{instance_id}\x1f{step_id}\x1f{attempt}"
     return str(uuid.uuid5(_SEND_NAMESPACE, name))
 
 

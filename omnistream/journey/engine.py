@@ -76,7 +76,7 @@ def _send(
     }
     profile = state.profile
     return Send(
-        send_id=send_id_for(journey.id, instance.instance_id, step.id, 0),
+        send_id=send_id_for(journey.id, instance.instance_id, step.id, 0, customer_key=state.key),
         customer_key=state.key,
         journey_id=journey.id,
         journey_version=journey.version,

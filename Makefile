@@ -1,0 +1,51 @@
+# omnistream — every target creates the virtualenv and installs the pinned stack if needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev test test-unit lint format bench lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install omnistream with the pinned dev stack
+
+dev: $(STAMP) ## Run broker + Redis + worker + sample journeys + demo traffic (Ctrl-C stops all)
+	$(BIN)/omnistream dev
+
+test: $(STAMP) ## Run the whole test suite (starts its own broker and Redis)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Only the tests that need no broker or Redis
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff + mypy (strict)
+	$(BIN)/ruff check omnistream tests benchmarks
+	$(BIN)/ruff format --check omnistream tests benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix omnistream tests benchmarks
+	$(BIN)/ruff format omnistream tests benchmarks
+
+bench: $(STAMP) ## Benchmarks: prints a table and writes bench-results.json (not run in CI)
+	$(BIN)/python -m benchmarks
+
+lock: $(BIN)/python ## Re-resolve the pinned versions into constraints.txt (deliberately)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^omnistream' > constraints.txt
+	@touch $(STAMP)
+
+clean: ## Remove the virtualenv, caches and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,5 @@
+"""``python -m omnistream``."""
+
+from omnistream.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""The ``omnistream`` command line (also ``python -m omnistream``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from omnistream import __version__
+from omnistream.config import Settings
+from omnistream.domain.events import event_json_schema
+
+__all__ = ["cli", "main"]
+
+
+def _load_catalog_or_exit(directory: Path):  # type: ignore[no-untyped-def]
+    from omnistream.journey.loader import JourneyLoadError, load_catalog
+
+    if not directory.is_dir():
+        click.echo(f"{directory}: journeys directory does not exist", err=True)
+        sys.exit(1)
+    try:
+        return load_catalog(directory)
+    except JourneyLoadError as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="omnistream")
+def cli() -> None:
+    """Event-streaming omnichannel customer journeys on Kafka."""
+
+
+@cli.command()
+def worker() -> None:
+    """Run a worker (settings from OMNISTREAM_* environment variables)."""
+    import faust
+
+    from omnistream.observability.logging import setup_logging
+    from omnistream.runtime.app import build_runtime
+
+    settings = Settings()
+    setup_logging(settings.log_level)
+    catalog = _load_catalog_or_exit(settings.journeys_dir)
+    runtime = build_runtime(settings, catalog)
+    faust.Worker(
+        runtime.app, loglevel=settings.log_level, override_logging=False, quiet=True
+    ).execute_from_commandline()
+
+
+@cli.command()
+@click.option(
+    "--journeys", "journeys_dir", type=click.Path(path_type=Path), default=Path("journeys")
+)
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Demo events per second.")
+@click.option("--customers", type=int, default=200, show_default=True)
+@click.option("--interval", type=float, default=3.0, show_default=True, help="Seconds per summary.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--log-dir", type=click.Path(path_type=Path), default=Path("var/dev"))
+def dev(
+    journeys_dir: Path,
+    rate: float,
+    customers: int,
+    interval: float,
+    duration: float | None,
+    log_dir: Path,
+) -> None:
+    """Embedded broker + Redis + worker + demo traffic, with a live summary."""
+    from omnistream.dev import DevOptions, run_dev
+
+    _load_catalog_or_exit(journeys_dir)  # fail fast, before starting anything
+    options = DevOptions(
+        journeys_dir.resolve(), rate, customers, interval, duration, log_dir.resolve()
+    )
+    sys.exit(run_dev(options, echo=lambda line: click.echo(line)))
+
+
+@cli.command("demo-traffic")
+@click.option("--rate", type=float, default=50.0, show_default=True)
+@click.option("--customers", type=int, default=200, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--limit", type=int, default=None, help="Stop after this many events.")
+def demo_traffic(rate: float, customers: int, seed: int, limit: int | None) -> None:
+    """Produce simulated customer traffic to the source topics."""
+    from omnistream.sources.demo import run_demo_traffic
+
+    if rate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--rate")
+    try:
+        sent = asyncio.run(run_demo_traffic(Settings(), rate, customers, seed, limit))
+    except KeyboardInterrupt:
+        return
+    click.echo(f"produced {sent} events", err=True)
+
+
+@cli.group()
+def schema() -> None:
+    """JSON Schemas for producers and editors."""
+
+
+@schema.command("events")
+def schema_events() -> None:
+    """The event envelope."""
+    click.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+
+
+def _mount_optional_groups() -> None:
+    """Author tools live next to the journey language."""
+    try:
+        from omnistream.journey.cli import journeys
+    except ImportError:  # the journey CLI module is optional during development
+        return
+    cli.add_command(journeys)
+
+
+_mount_optional_groups()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,124 @@
+"""Build the Faust app from settings and wire the agents onto it.
+
+A ``Runtime`` is one worker's view of omnistream: the Faust app, its topics and tables, the
+Redis client and the loaded journeys. Each concept lives in its own module (ingest, customers,
+senders, web) and registers its agents through ``install(runtime)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+
+from omnistream import __version__
+from omnistream.config import Settings
+from omnistream.journey.model import Catalog
+from omnistream.observability.metrics import M
+from omnistream.runtime.timers import TimerIndex
+
+__all__ = ["Runtime", "Topics", "build_runtime"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Topics:
+    """Every topic the worker reads or writes (values and keys are raw bytes)."""
+
+    sources: Any
+    customer_events: Any
+    dlq: Any
+    sends: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    app: Any
+    topics: Topics
+    customers: Any
+    """Faust table: customer key -> CustomerState bytes."""
+    timers: TimerIndex = field(default_factory=TimerIndex)
+    redis: aioredis.Redis | None = None
+
+    def require_redis(self) -> aioredis.Redis:
+        if self.redis is None:
+            raise RuntimeError("Redis is not connected yet (the worker has not started)")
+        return self.redis
+
+
+def _faust_app(settings: Settings) -> Any:
+    session = settings.session_timeout_s
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=min(3.0, session / 3),
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+    )
+
+
+def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=internal,
+    )
+
+
+def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
+    """Create the app, topics and tables, and install every agent and web route."""
+    from omnistream.runtime import customers, ingest, senders, timers, web
+
+    app = _faust_app(settings)
+    topics = Topics(
+        sources=_raw_topic(app, *settings.source_topics),
+        customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
+        dlq=_raw_topic(app, settings.dlq_topic, internal=True),
+        sends={
+            ch: _raw_topic(app, settings.send_topic(ch), internal=True) for ch in settings.channels
+        },
+    )
+    table = app.Table(
+        "customers",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+    )
+    runtime = Runtime(settings, catalog, app, topics, table)
+
+    @app.task
+    async def _connect_redis() -> None:
+        runtime.redis = aioredis.from_url(settings.redis_url)
+        journeys_version = ",".join(
+            f"{j.id}@{j.version}" for j in sorted(catalog.journeys.values(), key=lambda j: j.id)
+        )
+        M.worker_info.labels(__version__, str(hash(journeys_version) & 0xFFFFFFFF)).set(1)
+
+    ingest.install(runtime)
+    customers.install(runtime)
+    senders.install(runtime)
+    timers.install(runtime)
+    web.install(runtime)
+    return runtime

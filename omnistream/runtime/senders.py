@@ -1,0 +1,72 @@
+"""Channel agents: one per configured channel over ``omni.send.<channel>``.
+
+Each is a thin adapter around the channel ``Dispatcher`` (dedup, consent, caps, expiry,
+provider call): it produces the outcome events back to the customer's partition, so journeys and
+the profile see them, and a fallen-back send to the next channel's topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from omnistream.channels.dispatcher import Dispatcher, build_dispatcher
+from omnistream.clock import monotonic, utcnow
+from omnistream.domain.commands import Send
+from omnistream.observability.metrics import M
+from omnistream.runtime.ingest import dead_letter
+
+if TYPE_CHECKING:
+    from omnistream.runtime.app import Runtime
+
+__all__ = ["install"]
+
+log = logging.getLogger(__name__)
+
+
+def install(runtime: Runtime) -> None:
+    app = runtime.app
+    holder: dict[str, Dispatcher] = {}
+
+    async def dispatcher() -> Dispatcher:
+        if "it" not in holder:
+            holder["it"] = build_dispatcher(runtime.settings, runtime.require_redis())
+        return holder["it"]
+
+    @app.on_before_shutdown.connect
+    def _close(app_: Any, **_: Any) -> None:
+        if "it" in holder:
+            app.add_future(holder.pop("it").aclose())
+
+    for channel, topic in runtime.topics.sends.items():
+        _install_channel(runtime, channel, topic, dispatcher)
+
+
+def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Any) -> None:
+    async def agent(stream: Any) -> None:
+        async for record in stream.events():
+            started = monotonic()
+            message = record.message
+            try:
+                send = Send.model_validate_json(message.value or b"")
+            except ValidationError as exc:
+                await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
+                continue
+            result = await (await dispatcher()).handle(send, utcnow())
+            key = send.customer_key.encode()
+            for outcome in result.outcomes:
+                await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
+            if result.forward is not None:
+                forward = result.forward
+                target = runtime.topics.sends.get(forward.channel)
+                if target is None:
+                    log.warning("fallback to disabled channel %s dropped", forward.channel)
+                    M.sends.labels(forward.channel, "none", "channel_disabled").inc()
+                else:
+                    await target.send(key=key, value=forward.to_json())
+            M.stage_seconds.labels("channel").observe(monotonic() - started)
+
+    agent.__name__ = agent.__qualname__ = f"send_{channel}"
+    runtime.app.agent(topic, name=f"send-{channel}", concurrency=1)(agent)

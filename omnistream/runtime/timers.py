@@ -1,0 +1,137 @@
+"""Durable waits. The customer row is the source of truth; this is only an index of it.
+
+Each worker keeps a heap of the pending timers of the partitions it actively owns. It is rebuilt
+from the table after every rebalance (once recovery is done), so a timer survives crashes and
+moves with its partition. A due timer is produced as a ``timer_fired`` input into the customer's
+own partition; the engine ignores a firing whose timer is no longer pending, so firing twice
+(e.g. after a crash between produce and commit) never sends twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.partitioner import murmur2
+
+from omnistream.clock import utcnow
+from omnistream.domain.events import Event, key_fields
+from omnistream.domain.state import CustomerState
+
+if TYPE_CHECKING:
+    from omnistream.runtime.app import Runtime
+
+__all__ = ["TimerIndex", "install", "partition_of", "timer_fired_event"]
+
+log = logging.getLogger(__name__)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) puts ``key`` in."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def timer_fired_event(customer_key: str, timer_id: str, due: datetime) -> Event:
+    return Event(
+        event_id=f"timer:{timer_id}",
+        type="timer_fired",
+        source="omnistream",
+        timestamp=due,
+        properties={"timer_id": timer_id},
+        **key_fields(customer_key),
+    )
+
+
+@dataclass
+class TimerIndex:
+    """Pending timers by due time. Cancelled entries are dropped lazily when they surface."""
+
+    _heap: list[tuple[datetime, str, str]] = field(default_factory=list)
+    _pending: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def schedule(self, customer_key: str, timer_id: str, due: datetime) -> None:
+        self._pending[(customer_key, timer_id)] = due
+        heapq.heappush(self._heap, (due, customer_key, timer_id))
+
+    def cancel(self, customer_key: str, timer_id: str) -> None:
+        self._pending.pop((customer_key, timer_id), None)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._pending.clear()
+
+    def pop_due(self, now: datetime) -> list[tuple[str, str, datetime]]:
+        """Remove and return (customer_key, timer_id, due) of every timer due at ``now``."""
+        due: list[tuple[str, str, datetime]] = []
+        while self._heap and self._heap[0][0] <= now:
+            when, key, timer_id = heapq.heappop(self._heap)
+            if self._pending.get((key, timer_id)) == when:
+                del self._pending[(key, timer_id)]
+                due.append((key, timer_id, when))
+        return due
+
+    def oldest_due(self) -> datetime | None:
+        while (
+            self._heap
+            and self._pending.get((self._heap[0][1], self._heap[0][2])) != (self._heap[0][0])
+        ):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def rebuild(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
+        """Replace the index with the timers found in ``rows`` (key, CustomerState bytes)."""
+        self.clear()
+        for _key, raw in rows:
+            if b'"timers"' not in raw:  # cheap skip: empty timers are not serialised
+                continue
+            state = CustomerState.from_bytes(raw)
+            for timer in state.timers.values():
+                self.schedule(state.key, timer.timer_id, timer.due)
+
+
+def _active_partitions(runtime: Runtime) -> set[int]:
+    topic = runtime.settings.customer_events_topic
+    return {tp.partition for tp in runtime.app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def install(runtime: Runtime) -> None:
+    app = runtime.app
+    index = runtime.timers
+    ready = asyncio.Event()
+    partitions = runtime.settings.partitions
+
+    async def rebuild() -> None:
+        await app.tables.recovery.completed.wait()
+        owned = _active_partitions(runtime)
+        rows = (
+            (key, raw)
+            for key, raw in list(runtime.customers.data.items())
+            if raw and partition_of(key, partitions) in owned
+        )
+        index.rebuild(rows)
+        log.info("timer index rebuilt: %d pending in partitions %s", len(index), sorted(owned))
+        ready.set()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app_: Any, revoked: Any, **_: Any) -> None:
+        ready.clear()
+
+    @app.on_rebalance_complete.connect
+    async def _rebalanced(app_: Any, **_: Any) -> None:
+        app.add_future(rebuild())
+
+    @app.timer(interval=0.2)
+    async def _fire_due() -> None:
+        if not ready.is_set() or app.rebalancing:
+            return
+        for key, timer_id, due in index.pop_due(utcnow()):
+            event = timer_fired_event(key, timer_id, due)
+            await runtime.topics.customer_events.send(key=key.encode(), value=event.to_json())

@@ -1,0 +1,1 @@
+"""Event sources: producers that feed omnistream (the demo traffic generator)."""
