@@ -145,7 +145,7 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
         base = f"http://127.0.0.1:{port}"
         ready = wait_ready(base, worker, timeout=90)
         journeys = sorted(dict(ready.get("journeys") or {}))  # type: ignore[call-overload]
-        echo(f"worker ready: {ready["assigned_partitions"]} topic partitions, journeys {journeys}")
+        echo(f"worker ready: {ready['assigned_partitions']} topic partitions, journeys {journeys}")
         echo(f"metrics: {base}/metrics   health: {base}/health   ready: {base}/ready")
         traffic_argv = [
             python, "-m", "omnistream", "demo-traffic",
