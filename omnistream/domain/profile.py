@@ -1,94 +1,113 @@
 """The unified customer profile and how one event changes it.
 
 ``apply_event`` is a pure function of (profile, event): every channel's events land here, so
-every channel knows what the others did.
+every channel knows what the others did. It runs once per event on the hot path, so it copies
+only what the event changes (an event that changes nothing returns the very same object) and
+it never raises on a well-formed envelope: properties with a bad shape are skipped, the rest of
+the event applies, and ``apply_event_with_issues`` says what was skipped (for a metric; the
+issue strings name fields, never values, because values can be contact details).
+
+The models live in ``profile_model.py`` and the per-type handlers in ``profile_events.py``;
+this module is the public face the engine and the runtime import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Final
 
 from omnistream.domain.events import Event
+from omnistream.domain.profile_events import HANDLERS, OUTCOME_TYPES
+from omnistream.domain.profile_model import (
+    MAX_CART_ITEMS,
+    MAX_RECENT_ORDERS,
+    MAX_VIEWED_PRODUCTS,
+    PREFERRED_RECENCY,
+    Cart,
+    CartItem,
+    ChannelEngagement,
+    OrderRef,
+    Orders,
+    Profile,
+    StoreVisits,
+    ViewedProduct,
+    WebPushSubscription,
+)
 
-__all__ = ["ChannelEngagement", "Profile", "apply_event"]
+__all__ = [
+    "MAX_CART_ITEMS",
+    "MAX_RECENT_ORDERS",
+    "MAX_VIEWED_PRODUCTS",
+    "OUTCOME_TYPES",
+    "PREFERRED_RECENCY",
+    "VOCABULARY",
+    "Cart",
+    "CartItem",
+    "ChannelEngagement",
+    "OrderRef",
+    "Orders",
+    "Profile",
+    "StoreVisits",
+    "ViewedProduct",
+    "WebPushSubscription",
+    "apply_event",
+    "apply_event_with_issues",
+]
 
+VOCABULARY: Final[dict[str, str]] = {
+    "identify": "traits: {email, phone, first_name, last_name, name, locale, timezone, "
+    "birthday (YYYY-MM-DD), <custom>: scalar | list of scalars | null (removes)}",
+    "signed_up": "same as identify",
+    "profile_updated": "same as identify",
+    "consent_updated": "channel, category (marketing|transactional), granted: bool",
+    "push_token_registered": "token",
+    "web_push_subscribed": "endpoint (https URL), keys: {p256dh, auth}",
+    "telegram_linked": "chat_id",
+    "viber_linked": "viber_id",
+    "product_viewed": "product_id, name?, category?, price?",
+    "cart_updated": "items: [{product_id, quantity? (1), price?, name?}] (replaces the cart)",
+    "product_added_to_cart": "product_id, quantity? (1), price?, name?",
+    "product_removed_from_cart": "product_id, quantity? (all)",
+    "cart_cleared": "-",
+    "order_placed": "order_id, total, currency?, items?: [{product_id, ...}] (once per order_id)",
+    "store_visited": "store_id",
+    "message_sent": "channel (source omnistream only)",
+    "message_delivered": "channel (source omnistream only)",
+    "message_opened": "channel (source omnistream only)",
+    "message_clicked": "channel (source omnistream only)",
+    "message_bounced": "channel, address?, permanent? (true) (source omnistream only)",
+    "message_unsubscribed": "channel: revokes marketing consent (source omnistream only)",
+}
+"""Event type -> the properties it reads. Any other type only moves first_seen/last_seen."""
 
-class ChannelEngagement(BaseModel):
-    """Counters of one channel's messages to this customer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sent: int = 0
-    delivered: int = 0
-    opened: int = 0
-    clicked: int = 0
-    last_engaged_at: datetime | None = None
-
-
-class Profile(BaseModel):
-    """Everything omnistream knows about one customer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    traits: dict[str, Any] = Field(default_factory=dict)
-    addresses: dict[str, str] = Field(default_factory=dict)
-    """Channel -> address: email, sms (phone), mobile_push (token), viber, telegram, ..."""
-    consents: dict[str, dict[str, bool]] = Field(default_factory=dict)
-    """Channel -> category (marketing / transactional) -> granted."""
-    engagement: dict[str, ChannelEngagement] = Field(default_factory=dict)
-    """Channel -> what happened to the messages sent there."""
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-
-    @property
-    def timezone(self) -> str | None:
-        tz = self.traits.get("timezone")
-        return tz if isinstance(tz, str) else None
-
-    def consents_to(self, channel: str, category: str) -> bool:
-        """Transactional messages need no opt-in unless refused; marketing needs an opt-in."""
-        granted = self.consents.get(channel, {}).get(category)
-        if granted is None:
-            return category == "transactional"
-        return granted
-
-    def preferred_channel(self, candidates: Sequence[str]) -> str | None:
-        """The candidate this customer engages with most (opens + clicks), latest first on ties.
-
-        ``None`` when the customer never engaged with any candidate.
-        """
-        best: tuple[int, datetime] | None = None
-        choice: str | None = None
-        for channel in candidates:
-            stats = self.engagement.get(channel)
-            if stats is None or stats.last_engaged_at is None:
-                continue
-            score = (stats.opened + stats.clicked, stats.last_engaged_at)
-            if best is None or score > best:
-                best, choice = score, channel
-        return choice
-
-
-_ADDRESS_TRAITS = {"email": "email", "phone": "sms"}
+_SYSTEM_ACTIVITY: Final = frozenset({"message_opened", "message_clicked", "message_unsubscribed"})
+"""Outcomes that are the customer's own activity. Other system events (sent, delivered, timer
+firings) do not move ``last_seen``: a lapsed-customer rule must not see our own sends as visits."""
 
 
 def apply_event(profile: Profile, event: Event) -> Profile:
-    """Return the profile after ``event``; the input is never mutated."""
-    updated = profile.model_copy(deep=True)
-    if updated.first_seen is None or event.timestamp < updated.first_seen:
-        updated.first_seen = event.timestamp
-    if updated.last_seen is None or event.timestamp > updated.last_seen:
-        updated.last_seen = event.timestamp
-    if event.type in ("identify", "profile_updated", "signed_up"):
-        traits = event.properties.get("traits", {})
-        if isinstance(traits, dict):
-            updated.traits.update(traits)
-            for trait, channel in _ADDRESS_TRAITS.items():
-                value = traits.get(trait)
-                if isinstance(value, str) and value:
-                    updated.addresses[channel] = value
-    return updated
+    """Return the profile after ``event``; the input is never mutated.
+
+    The result may share unchanged sub-objects with the input: treat both as immutable.
+    """
+    return apply_event_with_issues(profile, event)[0]
+
+
+def apply_event_with_issues(profile: Profile, event: Event) -> tuple[Profile, list[str]]:
+    """``apply_event`` plus the skipped parts of the event, e.g. ``["order_placed.shape"]``."""
+    issues: list[str] = []
+    update: dict[str, Any] = {}
+    handler = HANDLERS.get(event.type)
+    if handler is not None:
+        if event.type in OUTCOME_TYPES and event.source != "omnistream":
+            issues.append(f"{event.type}.source")
+        else:
+            update = handler(profile, event, issues)
+    if event.source != "omnistream" or event.type in _SYSTEM_ACTIVITY:
+        at = event.timestamp
+        if profile.first_seen is None or at < profile.first_seen:
+            update["first_seen"] = at
+        if profile.last_seen is None or at > profile.last_seen:
+            update["last_seen"] = at
+    if not update:
+        return profile, issues
+    return profile.model_copy(update=update), issues
