@@ -1,0 +1,1 @@
+"""Channel agents' logic: dedup, consent, caps, expiry, provider calls, fallback, receipts."""

@@ -1,0 +1,156 @@
+"""What the providers share: HTTP calls with error classification, and signature helpers.
+
+Error classification is the one rule every provider follows, because the dispatcher's retry and
+fallback decisions depend on it: timeouts, connection errors, 408, 425, 429 and 5xx are
+*transient* (retried with backoff, honouring ``Retry-After``); every other 4xx is *permanent*
+(the request itself is wrong for this customer: move on to the next channel).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import aiohttp
+import orjson
+
+from omnistream.clock import monotonic
+from omnistream.observability.metrics import M
+from omnistream.ports import ProviderError, Receipt, ReceiptRejected
+
+__all__ = [
+    "MAX_SKEW_S",
+    "HttpProvider",
+    "NoReceipts",
+    "classify_status",
+    "hmac_sha256_hex",
+    "json_or_empty",
+    "parse_retry_after",
+    "sign_timestamped",
+    "verify_timestamped",
+]
+
+MAX_SKEW_S: Final = 300.0
+"""Callbacks signed further than this from our clock are refused (replays of old requests)."""
+
+_TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; the HTTP-date form is treated as absent."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+def classify_status(status: int, headers: Mapping[str, str]) -> ProviderError | None:
+    """``None`` for 2xx, else the ``ProviderError`` the status means."""
+    if 200 <= status < 300:
+        return None
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        return ProviderError(f"http_{status}", transient=True, retry_after=retry_after)
+    return ProviderError(f"http_{status}", transient=False)
+
+
+class HttpProvider:
+    """Base of the HTTP providers: one pooled ``aiohttp`` session, per-request timeout."""
+
+    name = "http"
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._client: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession(timeout=self._timeout)
+        return self._client
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | Mapping[str, str] | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One attempt. Network failures become transient ``ProviderError``s."""
+        started = monotonic()
+        try:
+            async with self._session().request(
+                method, url, headers=headers, json=json, data=data
+            ) as response:
+                body = await response.read()
+                return response.status, response.headers, body
+        except TimeoutError:
+            raise ProviderError("timeout", transient=True) from None
+        except aiohttp.ClientError:
+            raise ProviderError("connection", transient=True) from None
+        finally:
+            M.provider_request_seconds.labels(self.name).observe(monotonic() - started)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+class NoReceipts:
+    """Mixin for providers that have no delivery callbacks: the webhook answers 404."""
+
+    name = "none"
+
+    def parse_receipt(
+        self, headers: Mapping[str, str], body: bytes, url: str, now: datetime
+    ) -> list[Receipt]:
+        raise ReceiptRejected(404, f"provider {self.name} has no delivery callbacks")
+
+
+def hmac_sha256_hex(secret: str, payload: bytes) -> str:
+    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+
+
+def sign_timestamped(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`` header value."""
+    digest = hmac_sha256_hex(secret, str(timestamp).encode() + b"." + body)
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_timestamped(header: str | None, secret: str, body: bytes, now: datetime) -> int:
+    """Check a ``sign_timestamped`` header; return its timestamp or raise ``ReceiptRejected``.
+
+    The timestamp is inside the signed payload, so an attacker cannot refresh an old request;
+    the skew check bounds how long a captured request stays usable, and the replay cache
+    (in the receipts module) refuses a second use within that time.
+    """
+    if not header:
+        raise ReceiptRejected(401, "missing signature")
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts["t"])
+        given = parts["v1"]
+    except (KeyError, ValueError):
+        raise ReceiptRejected(401, "malformed signature") from None
+    expected = sign_timestamped(secret, body, timestamp).split("v1=", 1)[1]
+    if not hmac.compare_digest(expected, given):
+        raise ReceiptRejected(401, "bad signature")
+    if abs(now.timestamp() - timestamp) > MAX_SKEW_S:
+        raise ReceiptRejected(401, "timestamp outside the allowed skew")
+    return timestamp
+
+
+def json_or_empty(body: bytes) -> dict[str, Any]:
+    """A JSON object response body, or ``{}`` when it is empty or not an object."""
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,61 @@
+"""The ``telegram`` provider: Bot API ``sendMessage`` (``POST <base>/bot<token>/sendMessage``).
+
+The address is the chat id. Telegram answers ``{"ok": true, "result": {"message_id": N}}`` or
+``{"ok": false, "error_code": N, "description": "...", "parameters": {"retry_after": S}}``;
+429 carries ``retry_after`` in ``parameters``. 403 (the user blocked the bot) is permanent.
+The Bot API has no idempotency key and no delivery receipts.
+"""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from omnistream.channels.settings import ChannelSettings
+from omnistream.config import Settings
+from omnistream.ports import Outgoing, ProviderError, ProviderResult
+from omnistream.providers.base import HttpProvider, NoReceipts, classify_status, json_or_empty
+
+__all__ = ["TelegramProvider", "TelegramSettings", "from_settings"]
+
+
+class TelegramSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNISTREAM_TELEGRAM_", env_file=".env", extra="ignore"
+    )
+
+    base_url: str = "https://api.telegram.org"
+    bot_token: SecretStr = SecretStr("")
+
+
+class TelegramProvider(NoReceipts, HttpProvider):
+    name = "telegram"
+
+    def __init__(self, base_url: str, bot_token: SecretStr, timeout_s: float = 10.0) -> None:
+        HttpProvider.__init__(self, timeout_s)
+        self._base_url = base_url.rstrip("/")
+        self._token = bot_token
+
+    async def send(self, outgoing: Outgoing) -> ProviderResult:
+        message = outgoing.message
+        text = f"{message.subject}\n\n{message.body}" if message.subject else message.body
+        url = f"{self._base_url}/bot{self._token.get_secret_value()}/sendMessage"
+        status, headers, body = await self._request(
+            "POST", url, json={"chat_id": outgoing.address, "text": text}
+        )
+        data = json_or_empty(body)
+        error = classify_status(status, headers)
+        if error is not None:
+            parameters = data.get("parameters")
+            if isinstance(parameters, dict) and isinstance(parameters.get("retry_after"), int):
+                error.retry_after = float(parameters["retry_after"])
+            raise error
+        result = data.get("result")
+        if data.get("ok") is not True or not isinstance(result, dict):
+            raise ProviderError("bad_response", transient=False)
+        return ProviderResult(str(result.get("message_id")))
+
+
+def from_settings(settings: Settings, channel_settings: ChannelSettings) -> TelegramProvider:
+    own = TelegramSettings()
+    return TelegramProvider(own.base_url, own.bot_token, channel_settings.provider_timeout_s)
