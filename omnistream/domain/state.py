@@ -21,7 +21,12 @@ RECENT_EVENT_IDS: Final = 256
 
 
 class Timer(BaseModel):
-    """A durable wait: fire ``timer_id`` for ``instance_id`` at ``due``."""
+    """A durable wait: fire ``timer_id`` for ``instance_id`` at ``due``.
+
+    ``purpose`` says what the firing means: ``wait`` / ``timeout`` (go on from ``step_id``),
+    ``engage`` (no engagement yet: next channel), ``quiet`` (quiet hours are over: send now),
+    ``trigger`` (a time-based trigger of ``journey_id``; no instance yet, ``instance_id`` empty).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +34,10 @@ class Timer(BaseModel):
     instance_id: str
     due: datetime
     purpose: str = "wait"
+    journey_id: str = ""
+    step_id: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    """For ``trigger`` timers: the event that armed it and the repeats left."""
 
 
 class Instance(BaseModel):
@@ -45,6 +54,18 @@ class Instance(BaseModel):
     trigger: dict[str, Any] = Field(default_factory=dict)
     """The triggering event (as JSON), available to templates and conditions as ``trigger``."""
     vars: dict[str, Any] = Field(default_factory=dict)
+    timer_id: str | None = None
+    """The one pending timer that will move this instance on (every parked instance has one)."""
+    attempt: int = 0
+    """Send attempt within the current send step (engagement fallback bumps it)."""
+    position: int = 0
+    """Chain position of the current send (outcome events move it when a channel falls back)."""
+    chain: tuple[str, ...] = ()
+    send_ids: tuple[str, ...] = ()
+    """Send ids of the current step: engagement with any of them counts."""
+    running_version: str = ""
+    """The journey version the instance runs on after an edit; empty while it is ``version``."""
+    goal_reached: bool = False
 
 
 class JourneyRecord(BaseModel):

@@ -1,92 +1,229 @@
 """The pure journey engine: ``step(catalog, state, event, now) -> (state, commands)``.
 
 No Kafka, Redis, HTTP or clock: the runtime hands in the state row, the input event and ``now``,
-and carries out the commands that come back. A repeated input (same event id) changes nothing.
+and carries out the commands that come back. Inputs are customer events, timer firings
+(``timer_fired``) and send outcomes (``message_*`` from source ``omnistream``). A repeated input
+(same event id, hence same timer id) changes nothing; a firing whose timer is gone is stale.
+
+Versions: an instance records the journey version it entered. When the file changes, the
+instance continues at the same step id the next time it is touched; if that step is gone it exits
+with reason ``step_removed`` (``journey_removed`` if the whole journey is gone). Nobody is
+stranded: every parked instance holds a timer, so every instance is touched again.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
-from liquid import Environment
-
-from omnistream.domain.commands import Command, Emit, Message, Send, send_id_for
+from omnistream.domain.commands import Command
 from omnistream.domain.events import Event
 from omnistream.domain.profile import apply_event
-from omnistream.domain.state import CustomerState, Instance, JourneyRecord
-from omnistream.journey.model import Catalog, ExitStep, Journey, SendStep
+from omnistream.domain.state import RECENT_EVENT_IDS, CustomerState, Instance, Timer
+from omnistream.journey.model import AnyStep, Catalog, Journey, SendStep, WaitForStep, WaitStep
+from omnistream.journey.runner import Tx, enter, exit_instance, run
+from omnistream.journey.sending import deliver, engagement_timeout, start_send
+from omnistream.journey.triggers import arm_after, fire_trigger, sync_dates
 
-__all__ = ["step"]
+__all__ = ["OUTCOMES", "TIMER_FIRED", "step"]
 
-_LIQUID = Environment()
+TIMER_FIRED: Final = "timer_fired"
+OUTCOMES: Final = frozenset(
+    {"message_sent", "message_failed", "message_suppressed", "message_fallback"}
+)
+_GIVE_UP: Final = frozenset({"message_failed", "message_suppressed"})
 
 
 def step(
     catalog: Catalog, state: CustomerState, event: Event, now: datetime
 ) -> tuple[CustomerState, list[Command]]:
-    """Advance one customer by one input."""
-    if state.seen(event.event_id):
+    """Advance one customer by one input. ``state`` is never mutated."""
+    if event.event_id in state.recent_event_ids:
         return state, []
-    new = state.model_copy(deep=True)
-    new.remember(event.event_id)
-    new.profile = apply_event(new.profile, event)
-    commands: list[Command] = []
-    for journey in catalog.triggered_by(event.type):
-        commands.extend(_enter(journey, new, event, now))
-    return new, commands
-
-
-def _enter(journey: Journey, state: CustomerState, event: Event, now: datetime) -> list[Command]:
-    state.seq += 1
-    instance = Instance(
-        instance_id=f"{journey.id}:{state.seq}",
-        journey_id=journey.id,
-        version=journey.version,
-        step_id=journey.steps[0].id,
-        entered_at=now,
-        trigger=event.model_dump(mode="json"),
+    recent = state.recent_event_ids[-(RECENT_EVENT_IDS - 1) :]
+    new = state.model_copy(
+        update={
+            "recent_event_ids": [*recent, event.event_id],
+            "profile": apply_event(state.profile, event),
+        }
     )
-    record = state.history.setdefault(journey.id, JourneyRecord())
-    record.entries += 1
-    record.last_entered_at = now
-    commands: list[Command] = [Emit(name="journey_entered", journey_id=journey.id)]
-    current: SendStep | ExitStep | None = journey.steps[0]
-    while isinstance(current, SendStep):
-        commands.append(_send(journey, instance, current, state, event))
-        current = journey.step_by_id(current.next) if current.next else None
-    record.last_exit_reason = "completed"
-    commands.append(Emit(name="journey_exited", journey_id=journey.id, reason="completed"))
-    return commands
+    tx = Tx(catalog, new, event, now)
+    if event.source == "omnistream" and event.type == TIMER_FIRED:
+        _fire(tx)
+        return tx.state, tx.commands
+    if event.source == "omnistream" and event.type in OUTCOMES:
+        _outcome(tx)
+    if event.type in catalog.listened and new.instances:
+        _listen(tx)
+    _trigger(tx)
+    return tx.state, tx.commands
 
 
-def _send(
-    journey: Journey, instance: Instance, step: SendStep, state: CustomerState, event: Event
-) -> Send:
-    context = {
-        "profile": state.profile.model_dump(mode="json"),
-        "event": event.model_dump(mode="json"),
-    }
-    messages = {
-        channel: Message(
-            subject=_LIQUID.from_string(msg.subject).render(**context) if msg.subject else None,
-            body=_LIQUID.from_string(msg.body).render(**context),
-            data=msg.data,
+def _resolve(tx: Tx, instance: Instance) -> tuple[Journey, AnyStep, Instance] | None:
+    """The journey and current step of ``instance``, migrating it to an edited journey."""
+    journey = tx.catalog.journeys.get(instance.journey_id)
+    if journey is None:
+        exit_instance(tx, instance, "journey_removed")
+        return None
+    current = instance.running_version or instance.version
+    step = journey.step_by_id(instance.step_id)
+    if step is None:
+        exit_instance(tx, instance, "step_removed", version=journey.version)
+        return None
+    if journey.version != current:
+        instance = instance.model_copy(update={"running_version": journey.version})
+        tx.put_instance(instance)
+        tx.emit(
+            "journey_step",
+            instance,
+            step_id=step.id,
+            reason="version_changed",
+            attributes={"from": current, "to": journey.version},
         )
-        for channel, msg in step.content.items()
-    }
-    profile = state.profile
-    return Send(
-        send_id=send_id_for(journey.id, instance.instance_id, step.id, 0, customer_key=state.key),
-        customer_key=state.key,
-        journey_id=journey.id,
-        journey_version=journey.version,
-        instance_id=instance.instance_id,
-        step_id=step.id,
-        chain=step.channels,
-        category=step.category,
-        messages=messages,
-        addresses={c: profile.addresses[c] for c in step.channels if c in profile.addresses},
-        consents={c: profile.consents_to(c, step.category) for c in step.channels},
-        caused_by=event.event_id,
-        caused_at=event.timestamp,
-    )
+    return journey, step, instance
+
+
+def _fire(tx: Tx) -> None:
+    timer_id = tx.event.properties.get("timer_id")
+    timer = tx.state.timers.get(timer_id) if isinstance(timer_id, str) else None
+    if timer is None:
+        return  # stale: cancelled, already fired, or never ours
+    tx.consume_timer(timer.timer_id)
+    if timer.purpose == "trigger":
+        fire_trigger(tx, timer)
+        return
+    instance = tx.state.instances.get(timer.instance_id)
+    if instance is None or instance.timer_id != timer.timer_id:
+        return
+    instance = instance.model_copy(update={"timer_id": None})
+    tx.put_instance(instance)
+    resolved = _resolve(tx, instance)
+    if resolved is None:
+        return
+    journey, step, instance = resolved
+    _resume(tx, journey, step, instance, timer)
+
+
+def _next(journey: Journey, step_id: str | None) -> AnyStep | None:
+    return journey.step_by_id(step_id) if step_id is not None else None
+
+
+def _resume(tx: Tx, journey: Journey, step: AnyStep, instance: Instance, timer: Timer) -> None:
+    """Continue after ``timer``; if the step changed type in an edit, re-run the step."""
+    purpose = timer.purpose
+    if purpose == "wait" and isinstance(step, WaitStep):
+        run(tx, journey, instance, _next(journey, step.next))
+    elif purpose == "timeout" and isinstance(step, WaitForStep):
+        tx.emit("journey_step", instance, step_id=step.id, attributes={"outcome": "timeout"})
+        run(tx, journey, instance, _next(journey, step.on_timeout))
+    elif purpose == "quiet" and isinstance(step, SendStep):
+        if not instance.chain:
+            start_send(tx, journey, instance, step)
+            return
+        outcome, instance = deliver(tx, journey, instance, step)
+        if outcome == "done":
+            run(tx, journey, instance, _next(journey, step.next))
+    elif purpose == "engage" and isinstance(step, SendStep) and instance.chain:
+        engagement_timeout(tx, journey, instance, step)
+    else:
+        run(tx, journey, instance, step)
+
+
+def _outcome(tx: Tx) -> None:
+    """Track which channel a send really used; stop waiting for engagement on a dead send."""
+    props = tx.event.properties
+    instance = tx.state.instances.get(str(props.get("instance_id", "")))
+    if instance is None or props.get("send_id") not in instance.send_ids:
+        return
+    channel = props.get("next_channel") or props.get("channel")
+    if tx.event.type in ("message_sent", "message_fallback") and channel in instance.chain:
+        position = instance.chain.index(str(channel))
+        if position > instance.position:
+            tx.put_instance(instance.model_copy(update={"position": position}))
+        return
+    if tx.event.type in _GIVE_UP and props.get("send_id") == instance.send_ids[-1]:
+        if instance.timer_id is None:
+            return
+        resolved = _resolve(tx, instance)
+        if resolved is None:
+            return
+        journey, step, instance = resolved
+        if isinstance(step, SendStep) and step.engagement_fallback is not None:
+            tx.cancel_timer(instance.timer_id or "")
+            instance = instance.model_copy(update={"timer_id": None})
+            reason = {"outcome": tx.event.type, "reason": props.get("reason")}
+            tx.emit("journey_step", instance, step_id=step.id, attributes=reason)
+            run(tx, journey, instance, _next(journey, step.next))
+
+
+def _listen(tx: Tx) -> None:
+    """Goals, exit events, awaited events and engagement for the customer's live instances."""
+    kind = tx.event.type
+    for instance_id in list(tx.state.instances):
+        instance = tx.state.instances.get(instance_id)
+        listens = tx.catalog.listens.get(instance.journey_id) if instance is not None else None
+        if instance is None or listens is None or kind not in listens:
+            continue
+        resolved = _resolve(tx, instance)
+        if resolved is None:
+            continue
+        journey, step, instance = resolved
+        ctx = tx.context(instance, tx.event_json)
+        goal = journey.goal
+        reached = (
+            goal is not None and goal.event == kind and (goal.when is None or goal.when.test(ctx))
+        )
+        if goal is not None and reached and not instance.goal_reached:
+            instance = instance.model_copy(update={"goal_reached": True})
+            tx.put_instance(instance)
+            tx.emit("journey_goal", instance, step_id=step.id)
+            if goal.exit:
+                exit_instance(tx, instance, "goal")
+                continue
+        if any(m.event == kind and (m.when is None or m.when.test(ctx)) for m in journey.exit_on):
+            exit_instance(tx, instance, "exit_event", event=kind)
+            continue
+        if instance.timer_id is None:
+            continue
+        target: AnyStep | None
+        if isinstance(step, WaitForStep) and step.event == kind:
+            if step.when is not None and not step.when.test(ctx):
+                continue
+            target = _next(journey, step.on_event)
+        elif isinstance(step, SendStep) and step.engagement_fallback is not None:
+            engaged = (
+                kind in step.engagement_fallback.events
+                and tx.event.properties.get("send_id") in instance.send_ids
+            )
+            if not (engaged or reached):
+                continue
+            target = _next(journey, step.next)
+        else:
+            continue
+        tx.cancel_timer(instance.timer_id)
+        instance = instance.model_copy(update={"timer_id": None})
+        tx.emit("journey_step", instance, step_id=step.id, attributes={"outcome": kind})
+        run(tx, journey, instance, target)
+
+
+def _trigger(tx: Tx) -> None:
+    """Enter immediate journeys, arm ``after`` triggers, keep date triggers in step."""
+    catalog, kind = tx.catalog, tx.event.type
+    for journey in catalog.immediate.get(kind, ()):
+        when = journey.trigger.when
+        if when is None or when.test(_entry_ctx(tx)):
+            enter(tx, journey, tx.event_json)
+    for journey in catalog.delayed.get(kind, ()):
+        trigger = journey.trigger
+        assert trigger.after is not None  # catalog.delayed holds `after` triggers only
+        if trigger.when is None or trigger.when.test(_entry_ctx(tx)):
+            arm_after(
+                tx, journey, tx.event_json, tx.event.timestamp + trigger.after, trigger.repeat
+            )
+    if catalog.dated:
+        sync_dates(tx)
+
+
+def _entry_ctx(tx: Tx) -> dict[str, object]:
+    event = tx.event_json
+    return {"event": event, "trigger": event, "profile": tx.profile_json, "vars": {}, "now": tx.now}

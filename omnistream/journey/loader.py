@@ -1,18 +1,41 @@
-"""Load journeys/*.yaml into a Catalog; every error names its file and line."""
+"""Load journeys/*.yaml into a Catalog; every error names its file and line, with a hint.
+
+YAML is read with a hardened safe loader: anchors and aliases are refused (a 276-byte alias bomb
+expands to 47 MB), duplicate keys are errors (PyYAML silently keeps the last one), and scalars
+resolve like YAML 1.2 (``10:00`` stays a string instead of becoming the sexagesimal 600, ``on``
+stays a string). Validation errors are mapped back to the YAML node they came from.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Final, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from omnistream.journey.model import Catalog, Journey
+from omnistream.journey.checks import check_graph
+from omnistream.journey.expr import HintedError
+from omnistream.journey.model import Catalog, Journey, Policies
 
-__all__ = ["JourneyError", "JourneyLoadError", "load_catalog", "load_journey"]
+__all__ = [
+    "POLICIES_FILE",
+    "JourneyError",
+    "JourneyLoadError",
+    "load_catalog",
+    "load_journey",
+    "load_policies",
+    "read_yaml",
+]
+
+POLICIES_FILE: Final = "policies.yaml"
+MAX_FILE_BYTES: Final = 1024 * 1024
+MAX_NODES: Final = 50_000
 
 
 @dataclass(frozen=True)
@@ -20,9 +43,11 @@ class JourneyError:
     file: str
     line: int
     message: str
+    hint: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        suffix = f" ({self.hint})" if self.hint else ""
+        return f"{self.file}:{self.line}: {self.message}{suffix}"
 
 
 class JourneyLoadError(Exception):
@@ -31,57 +56,224 @@ class JourneyLoadError(Exception):
         self.errors = errors
 
 
-def _line_of(node: yaml.Node, path: tuple[int | str, ...]) -> int:
-    """1-based line of the YAML node at ``path`` (as deep as it can be followed)."""
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without anchors/aliases and with YAML 1.2-like scalar resolution."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if not tag.endswith(("bool", "int", "float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+
+
+class _YamlError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _construct(loader: _Loader, node: yaml.Node, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _YamlError(node.start_mark.line + 1, f"more than {MAX_NODES} YAML nodes")
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag.endswith(":merge"):
+                raise _YamlError(line, "merge keys (<<) are not allowed")
+            key = _construct(loader, key_node, budget)
+            if not isinstance(key, str | int | bool) and key is not None:
+                raise _YamlError(line, "mapping keys must be plain scalars")
+            if key in out:
+                raise _YamlError(line, f"duplicate key {key!r}")
+            out[key] = _construct(loader, value_node, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, budget) for item in node.value]
+    return loader.construct_object(node)
+
+
+def read_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
+    """Parse ``text`` into plain data plus its node tree (for line numbers)."""
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise JourneyLoadError([JourneyError(name, 1, f"file larger than {MAX_FILE_BYTES} bytes")])
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = _construct(loader, node, [MAX_NODES]) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise JourneyLoadError([JourneyError(name, line, f"invalid YAML: {exc.problem}")]) from None
+    except _YamlError as exc:
+        raise JourneyLoadError([JourneyError(name, exc.line, exc.message)]) from None
+    except yaml.YAMLError as exc:
+        raise JourneyLoadError([JourneyError(name, 1, f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return data, node
+
+
+def _line_of(node: yaml.Node | None, path: tuple[int | str, ...]) -> int:
+    """1-based line of the node at ``path``; parts that are not in the YAML (tags) are skipped."""
+    if node is None:
+        return 1
     current = node
     for part in path:
         if isinstance(current, yaml.MappingNode):
             found = [v for k, v in current.value if getattr(k, "value", None) == part]
-            if not found:
-                break
-            current = found[0]
+            if found:
+                current = found[0]
         elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(current.value):
                 break
             current = current.value[part]
-        else:
-            break
-    return current.start_mark.line + 1
+    return int(current.start_mark.line) + 1
+
+
+def _members(tp: Any) -> list[Any]:
+    """Flatten Annotated / Optional / unions into their member types."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _members(get_args(tp)[0])
+    if origin is Union or origin is UnionType:
+        return [m for arg in get_args(tp) for m in _members(arg)]
+    return [tp]
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _keys_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the schema allows at ``loc`` (for "did you mean" on unknown keys)."""
+    current: list[Any] = [root]
+    for part in loc:
+        following: list[Any] = []
+        for tp in (m for t in current for m in _members(t)):
+            if _is_model(tp):
+                fields = {f.alias or n: f for n, f in tp.model_fields.items()}
+                tag = tp.model_fields.get("type")
+                if part in fields:
+                    following.append(fields[str(part)].annotation)
+                elif tag is not None and part in get_args(tag.annotation):
+                    following.append(tp)
+            elif get_origin(tp) in (tuple, list) and isinstance(part, int):
+                following.append(get_args(tp)[0])
+            elif get_origin(tp) is dict:
+                following.append(get_args(tp)[1])
+        current = following
+    keys: set[str] = set()
+    for tp in (m for t in current for m in _members(t)):
+        if _is_model(tp):
+            keys.update(f.alias or n for n, f in tp.model_fields.items())
+    keys.discard("version")
+    return sorted(keys)
+
+
+def _close(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _validation_errors(
+    name: str, node: yaml.Node | None, root: type[BaseModel], exc: ValidationError
+) -> list[JourneyError]:
+    errors = []
+    raw = exc.errors(include_url=False)
+    locs = [tuple(err["loc"]) for err in raw]
+    for err in raw:
+        loc = tuple(err["loc"])
+        if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
+            continue  # "no items" only because an item failed: the item's error says it all
+        where = ".".join(str(p) for p in loc)
+        message, hint = str(err["msg"]), None
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, HintedError):
+            message, hint = cause.message, cause.hint
+        elif err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+            allowed = _keys_at(root, loc[:-1])
+            hint = _close(str(loc[-1]), allowed) or f"expected one of: {', '.join(allowed)}"
+        elif err["type"] == "union_tag_invalid":
+            tags = str(err["ctx"]["expected_tags"]).replace("'", "").split(", ")
+            message = f"unknown step type {err['ctx']['tag']!r}"
+            hint = _close(str(err["ctx"]["tag"]), tags) or f"expected one of: {', '.join(tags)}"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        text = f"{where}: {message}" if where else message
+        errors.append(JourneyError(name, _line_of(node, loc), text, hint))
+    return errors
 
 
 def load_journey(path: Path) -> Journey:
+    """Load and check one journey file (schema, expressions, templates, graph)."""
     text = path.read_text(encoding="utf-8")
     name = str(path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise JourneyLoadError([JourneyError(name, line, f"invalid YAML: {exc}")]) from None
-    if node is None or not isinstance(data, dict):
+    data, node = read_yaml(text, name)
+    if not isinstance(data, dict):
         raise JourneyLoadError([JourneyError(name, 1, "a journey file must be a YAML mapping")])
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
     try:
-        return Journey.model_validate({**data, "version": version})
+        journey = Journey.model_validate({**data, "version": version})
     except ValidationError as exc:
-        errors = [
-            JourneyError(name, _line_of(node, tuple(err["loc"])), _message(err))
-            for err in exc.errors(include_url=False)
-        ]
-        raise JourneyLoadError(errors) from None
+        raise JourneyLoadError(_validation_errors(name, node, Journey, exc)) from None
+    problems = check_graph(journey)
+    if problems:
+        raise JourneyLoadError(
+            [
+                JourneyError(name, _line_of(node, loc), f"{'.'.join(map(str, loc))}: {msg}", hint)
+                for loc, msg, hint in problems
+            ]
+        )
+    return journey
 
 
-def _message(err: Any) -> str:
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else str(err["msg"])
+def load_policies(path: Path) -> Policies:
+    """journeys/policies.yaml: default time zone, quiet hours and send window."""
+    name = str(path)
+    data, node = read_yaml(path.read_text(encoding="utf-8"), name)
+    try:
+        return Policies.model_validate(data or {})
+    except ValidationError as exc:
+        raise JourneyLoadError(_validation_errors(name, node, Policies, exc)) from None
 
 
 def load_catalog(directory: Path) -> Catalog:
     """Load every journey file in ``directory``; all errors of all files are reported at once."""
     journeys: dict[str, Journey] = {}
     errors: list[JourneyError] = []
-    for path in sorted(directory.glob("*.yaml")):
+    policies = Policies()
+    policies_path = directory / POLICIES_FILE
+    if policies_path.is_file():
+        try:
+            policies = load_policies(policies_path)
+        except JourneyLoadError as exc:
+            errors.extend(exc.errors)
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        if path.name == POLICIES_FILE:
+            continue
         try:
             journey = load_journey(path)
         except JourneyLoadError as exc:
@@ -92,4 +284,4 @@ def load_catalog(directory: Path) -> Catalog:
         journeys[journey.id] = journey
     if errors:
         raise JourneyLoadError(errors)
-    return Catalog(journeys=journeys)
+    return Catalog(journeys, policies)

@@ -1,74 +1,387 @@
-"""The journey language: pydantic models of what authors write in journeys/*.yaml."""
+"""The journey language: pydantic models of what authors write in journeys/*.yaml.
+
+A journey is a trigger, entry rules and a graph of steps (a tagged union on ``type``, step ids as
+edges). Models are strict (``extra="forbid"``) and frozen; conditions and templates are compiled
+while the file is validated, so an invalid expression is an error with a file and line, never a
+surprise at 3 a.m. Graph checks (targets, reachability, loops) live in ``checks.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from omnistream.domain.commands import Category, Message
+from omnistream.domain.commands import Category
+from omnistream.journey.types import (
+    BEST,
+    CHANNELS,
+    ChainEntry,
+    Channel,
+    Condition,
+    Duration,
+    EventType,
+    SignedDuration,
+    StepId,
+    TemplateText,
+    parse_duration,
+)
+from omnistream.policies.quiet_hours import QuietHours, SendWindow, TimeOfDay, Weekday
 
-__all__ = ["Catalog", "ExitStep", "Journey", "SendStep", "Step", "Trigger"]
-
-_STEP_ID = r"^[a-z][a-z0-9_]{0,63}$"
+__all__ = [
+    "BEST",
+    "CHANNELS",
+    "BranchStep",
+    "Catalog",
+    "Condition",
+    "Duration",
+    "EngagementFallback",
+    "Entry",
+    "EventMatch",
+    "ExitStep",
+    "Goal",
+    "Journey",
+    "Policies",
+    "SendStep",
+    "SplitStep",
+    "Step",
+    "Trigger",
+    "UpdateProfileStep",
+    "WaitForStep",
+    "WaitStep",
+    "journey_json_schema",
+    "parse_duration",
+]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EventMatch(_Strict):
+    """An event type and an optional condition on it (``event`` is the incoming event)."""
+
+    event: EventType
+    when: Condition | None = None
+
+
+def _event_match(value: Any) -> Any:
+    return {"event": value} if isinstance(value, str) else value
+
+
+Match = Annotated[EventMatch, BeforeValidator(_event_match)]
+
+
+class Goal(EventMatch):
+    """Conversion: counted (``journey_goal``) and, unless ``exit: false``, ends the instance."""
+
+    exit: bool = True
+
+
+class DateTrigger(_Strict):
+    """A date in a profile trait (``birthday: 1990-05-17``), at a local time of day."""
+
+    trait: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+    at: TimeOfDay = Field(default="09:00", validate_default=True)
+    yearly: bool = True
+    offset: SignedDuration = Field(default=timedelta(0), description="e.g. '-7d': a week before.")
+
+
 class Trigger(_Strict):
-    event: str = Field(description="Event type that starts the journey, e.g. `cart_updated`.")
+    """What starts the journey: an event, an event plus a delay, or a profile date."""
 
-
-class SendStep(_Strict):
-    id: str = Field(pattern=_STEP_ID)
-    type: Literal["send"]
-    channels: tuple[str, ...] = Field(min_length=1, description="Fallback chain, cheapest first.")
-    category: Category = "marketing"
-    content: dict[str, Message]
-    next: str | None = None
+    event: EventType | None = None
+    when: Condition | None = Field(default=None, description="Over event and profile.")
+    after: Duration | None = Field(
+        default=None, description="Enter this long after the (latest) matching event."
+    )
+    repeat: int = Field(default=0, ge=0, le=100, description="Enter again every `after`.")
+    date: DateTrigger | None = None
 
     @model_validator(mode="after")
-    def _content_per_channel(self) -> SendStep:
-        missing = [c for c in self.channels if c not in self.content]
-        if missing:
-            raise ValueError(f"no content for channel(s) {', '.join(missing)}")
+    def _one_kind(self) -> Trigger:
+        if (self.event is None) == (self.date is None):
+            raise ValueError("a trigger needs exactly one of 'event' or 'date'")
+        if self.after is None and self.repeat:
+            raise ValueError("'repeat' needs 'after'")
         return self
 
 
-class ExitStep(_Strict):
-    id: str = Field(pattern=_STEP_ID)
+class Entry(_Strict):
+    """Who may enter, how often, and the control (holdout) group."""
+
+    reentry: Literal["always", "never", "cooldown"] = "always"
+    cooldown: Duration | None = None
+    max_instances: int = Field(default=1, ge=1, le=100)
+    audience: Condition | None = None
+    control_percent: float = Field(default=0.0, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _cooldown(self) -> Entry:
+        if (self.reentry == "cooldown") != (self.cooldown is not None):
+            raise ValueError("reentry: cooldown goes together with a 'cooldown' duration")
+        return self
+
+
+class PolicyOverride(_Strict):
+    """Per-journey quiet hours / send window; ``null`` switches a policy off for the journey."""
+
+    quiet_hours: QuietHours | None = None
+    send_window: SendWindow | None = None
+
+
+class Policies(_Strict):
+    """journeys/policies.yaml: the defaults every journey gets."""
+
+    default_timezone: str = "UTC"
+    quiet_hours: QuietHours | None = None
+    send_window: SendWindow | None = None
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _real_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    def merged(self, override: PolicyOverride | None) -> Policies:
+        if override is None:
+            return self
+        update = {name: getattr(override, name) for name in override.model_fields_set}
+        return self.model_copy(update=update)
+
+
+class MessageTemplate(_Strict):
+    subject: TemplateText | None = None
+    body: TemplateText
+    data: dict[str, TemplateText] = Field(default_factory=dict)
+
+
+class EngagementFallback(_Strict):
+    """No open/click/goal within ``within`` -> send again on the next channel of the chain."""
+
+    within: Duration
+    events: tuple[EventType, ...] = ("message_opened", "message_clicked")
+
+
+class _Step(_Strict):
+    id: StepId
+    description: str = ""
+
+
+class SendStep(_Step):
+    type: Literal["send"]
+    channels: tuple[ChainEntry, ...] = Field(min_length=1, description="Cheapest first.")
+    category: Category = "marketing"
+    content: dict[Channel, MessageTemplate]
+    engagement_fallback: EngagementFallback | None = None
+    expires: Duration | None = Field(default=None, description="Sets the send's not_after.")
+    next: StepId | None = None
+
+    @model_validator(mode="after")
+    def _content_per_channel(self) -> SendStep:
+        real = [c for c in self.channels if c != BEST]
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("a channel appears twice in the chain")
+        if not real:
+            raise ValueError("'best' needs the channels to choose from after it")
+        missing = [c for c in real if c not in self.content]
+        if missing:
+            raise ValueError(f"no content for channel(s) {', '.join(missing)}")
+        extra = [c for c in self.content if c not in real]
+        if extra:
+            raise ValueError(f"content for channel(s) not in the chain: {', '.join(extra)}")
+        return self
+
+
+class WaitStep(_Step):
+    """Wait a duration, until a local time (on some weekdays), or for a weekday window."""
+
+    type: Literal["wait"]
+    duration: Duration | None = None
+    until: TimeOfDay | None = None
+    days: tuple[Weekday, ...] | None = None
+    window: SendWindow | None = None
+    next: StepId | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitStep:
+        kinds = [k for k in (self.duration, self.until, self.window) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("a wait needs exactly one of 'duration', 'until' or 'window'")
+        if self.days is not None and self.until is None:
+            raise ValueError("'days' goes with 'until'")
+        return self
+
+
+class WaitForStep(_Step):
+    type: Literal["wait_for"]
+    event: EventType
+    when: Condition | None = None
+    timeout: Duration
+    on_event: StepId | None = None
+    on_timeout: StepId | None = None
+
+
+class BranchCase(_Strict):
+    when: Condition
+    next: StepId | None = None
+
+
+class BranchStep(_Step):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: Literal["branch"]
+    branches: tuple[BranchCase, ...] = Field(min_length=1)
+    otherwise: StepId | None = Field(default=None, alias="else")
+
+
+class SplitPath(_Strict):
+    name: StepId
+    weight: int = Field(ge=0, le=10000)
+    next: StepId | None = None
+
+
+class SplitStep(_Step):
+    type: Literal["split"]
+    paths: tuple[SplitPath, ...] = Field(min_length=2)
+
+    @field_validator("paths")
+    @classmethod
+    def _weights(cls, paths: tuple[SplitPath, ...]) -> tuple[SplitPath, ...]:
+        if sum(p.weight for p in paths) <= 0:
+            raise ValueError("split weights must add up to more than 0")
+        return paths
+
+
+Scalar = str | int | float | bool | None
+
+
+class UpdateProfileStep(_Step):
+    type: Literal["update_profile"]
+    set: dict[str, Scalar] = Field(default_factory=dict)
+    increment: dict[str, int | float] = Field(default_factory=dict)
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    next: StepId | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateProfileStep:
+        if not (self.set or self.increment or self.add_tags or self.remove_tags):
+            raise ValueError("update_profile needs set, increment, add_tags or remove_tags")
+        if any(k.startswith("_") for k in (*self.set, *self.increment)):
+            raise ValueError("trait names must not start with '_'")
+        return self
+
+
+class ExitStep(_Step):
     type: Literal["exit"]
+    reason: StepId = "exit_step"
 
 
-Step = Annotated[SendStep | ExitStep, Field(discriminator="type")]
+AnyStep = SendStep | WaitStep | WaitForStep | BranchStep | SplitStep | UpdateProfileStep | ExitStep
+Step = Annotated[AnyStep, Field(discriminator="type")]
+PAUSING: Final = (WaitStep, WaitForStep)
 
 
 class Journey(_Strict):
-    id: str = Field(pattern=_STEP_ID)
+    id: StepId
     name: str
     description: str = ""
     status: Literal["active", "paused", "draft"] = "active"
     trigger: Trigger
-    steps: tuple[Step, ...] = Field(min_length=1)
+    entry: Entry = Field(default_factory=Entry)
+    steps: tuple[Step, ...] = Field(min_length=1, description="The first step is the start.")
+    exit_on: tuple[Match, ...] = ()
+    goal: Goal | None = None
+    vars: dict[str, Scalar] = Field(default_factory=dict)
+    policies: PolicyOverride | None = None
     version: str = Field(default="", description="Set by the loader: hash of the file.")
 
-    def step_by_id(self, step_id: str) -> SendStep | ExitStep | None:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        return None
+    _by_id: dict[str, AnyStep] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._by_id.update((s.id, s) for s in self.steps)
+
+    def step_by_id(self, step_id: str) -> AnyStep | None:
+        return self._by_id.get(step_id)
+
+    @property
+    def first_step(self) -> AnyStep:
+        return self.steps[0]
 
 
-class Catalog(_Strict):
-    """All loaded journeys, indexed by the event type that triggers them."""
+def journey_json_schema() -> dict[str, Any]:
+    """JSON Schema of a journey file, for editor completion (docs/journey.schema.json)."""
+    schema = Journey.model_json_schema(mode="validation")
+    schema["properties"].pop("version", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://omnistream.dev/schemas/journey.json"
+    schema["title"] = "omnistream journey"
+    return schema
 
-    journeys: dict[str, Journey] = Field(default_factory=dict)
 
-    def triggered_by(self, event_type: str) -> list[Journey]:
-        return [
-            j
-            for j in self.journeys.values()
-            if j.status == "active" and j.trigger.event == event_type
-        ]
+class Catalog:
+    """All loaded journeys plus the indexes the engine's hot path needs.
+
+    Most events match no journey: ``triggered_by`` / ``listened`` are dict and set lookups by
+    event type, so a non-matching event costs a few hash probes, not a scan of every journey.
+    """
+
+    def __init__(
+        self, journeys: dict[str, Journey] | None = None, policies: Policies | None = None
+    ) -> None:
+        self.journeys: dict[str, Journey] = dict(journeys or {})
+        self.policies = policies or Policies()
+        immediate: dict[str, list[Journey]] = {}
+        delayed: dict[str, list[Journey]] = {}
+        self.listens: dict[str, frozenset[str]] = {}
+        self.merged_policies: dict[str, Policies] = {}
+        dated: list[Journey] = []
+        for journey in self.journeys.values():
+            self.listens[journey.id] = _listened_types(journey)
+            self.merged_policies[journey.id] = self.policies.merged(journey.policies)
+            if journey.status != "active":
+                continue
+            trigger = journey.trigger
+            if trigger.date is not None:
+                dated.append(journey)
+            elif trigger.event is not None:
+                target = immediate if trigger.after is None else delayed
+                target.setdefault(trigger.event, []).append(journey)
+        self.immediate = {k: tuple(v) for k, v in immediate.items()}
+        self.delayed = {k: tuple(v) for k, v in delayed.items()}
+        self.dated = tuple(dated)
+        self.listened: frozenset[str] = frozenset().union(*self.listens.values())
+
+    def triggered_by(self, event_type: str) -> tuple[Journey, ...]:
+        """Active journeys an event of this type enters immediately."""
+        return self.immediate.get(event_type, ())
+
+    def only(self, journey_id: str) -> Catalog:
+        """A catalog with just one journey (the simulator runs journeys one at a time)."""
+        return Catalog({journey_id: self.journeys[journey_id]}, self.policies)
+
+
+def _listened_types(journey: Journey) -> frozenset[str]:
+    types = {m.event for m in journey.exit_on}
+    if journey.goal is not None:
+        types.add(journey.goal.event)
+    for step in journey.steps:
+        if isinstance(step, WaitForStep):
+            types.add(step.event)
+        elif isinstance(step, SendStep) and step.engagement_fallback is not None:
+            types.update(step.engagement_fallback.events)
+    return frozenset(types)

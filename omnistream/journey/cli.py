@@ -1,0 +1,139 @@
+"""Author tools: ``omnistream journeys validate | graph | simulate``.
+
+The main CLI mounts this group (``cli.add_command(journeys)``). Errors go to stderr as
+``file:line: message (hint)`` and the exit code is 1, so the commands fit CI and editors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from omnistream.journey.graph import mermaid
+from omnistream.journey.loader import JourneyLoadError, load_catalog, read_yaml
+from omnistream.journey.model import Catalog
+from omnistream.journey.simulate import simulate
+
+__all__ = ["journeys"]
+
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("journeys"),
+    show_default=True,
+    help="Directory with the journey files.",
+)
+
+
+def _fail(lines: list[str]) -> NoReturn:
+    for line in lines:
+        click.echo(line, err=True)
+    raise SystemExit(1)
+
+
+def _catalog(directory: Path) -> Catalog:
+    if not directory.is_dir():
+        _fail([f"{directory}: journeys directory does not exist"])
+    try:
+        return load_catalog(directory)
+    except JourneyLoadError as exc:
+        _fail([str(e) for e in exc.errors] + [f"{len(exc.errors)} error(s)"])
+
+
+def _journey_catalog(directory: Path, journey_id: str) -> Catalog:
+    catalog = _catalog(directory)
+    if journey_id not in catalog.journeys:
+        from omnistream.journey.expr import suggest
+
+        hint = suggest(journey_id, catalog.journeys)
+        _fail([f"{directory}: no journey {journey_id!r}" + (f" ({hint})" if hint else "")])
+    return catalog.only(journey_id)
+
+
+@click.group()
+def journeys() -> None:
+    """Check, draw and simulate journeys before they go live."""
+
+
+@journeys.command()
+@click.argument(
+    "directory", type=click.Path(path_type=Path, file_okay=False), default=Path("journeys")
+)
+def validate(directory: Path) -> None:
+    """Load every journey in DIRECTORY strictly; exit 1 on any error."""
+    catalog = _catalog(directory)
+    for journey in sorted(catalog.journeys.values(), key=lambda j: j.id):
+        click.echo(f"ok  {journey.id:<28} {journey.status:<7} version {journey.version}")
+    click.echo(f"{len(catalog.journeys)} journey(s) valid")
+
+
+@journeys.command()
+@click.argument("journey_id")
+@_DIR
+def graph(journey_id: str, directory: Path) -> None:
+    """Print JOURNEY_ID as a Mermaid flowchart."""
+    catalog = _journey_catalog(directory, journey_id)
+    click.echo(mermaid(catalog.journeys[journey_id]), nl=False)
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _fail([f"{path}:{number}: invalid JSON: {exc.msg}"])
+        if not isinstance(value, dict) or "timestamp" not in value:
+            _fail([f"{path}:{number}: each line must be an event object with a timestamp"])
+        events.append(value)
+    return events
+
+
+@journeys.command(name="simulate")
+@click.argument("journey_id")
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="JSON Lines: one event envelope per line (event_id, source, customer id optional).",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Starting profile (JSON or YAML).",
+)
+@click.option("--customer", default="customer-1", show_default=True, help="Customer key.")
+@_DIR
+def simulate_command(
+    journey_id: str,
+    events_path: Path,
+    profile_path: Path | None,
+    customer: str,
+    directory: Path,
+) -> None:
+    """Run JOURNEY_ID on a virtual clock over --events and print the timeline."""
+    catalog = _journey_catalog(directory, journey_id)
+    profile: Any = None
+    if profile_path is not None:
+        try:
+            profile, _ = read_yaml(profile_path.read_text(encoding="utf-8"), str(profile_path))
+        except JourneyLoadError as exc:
+            _fail([str(e) for e in exc.errors])
+    try:
+        result = simulate(
+            catalog, _read_events(events_path), profile=profile, customer_key=customer
+        )
+    except ValueError as exc:
+        _fail([f"{events_path}: {exc}"])
+    click.echo(result.render())
+    click.echo(
+        f"-- {len(result.sends)} send(s), {len(result.exits)} exit(s), {len(result.goals)} goal(s)"
+    )

@@ -1,0 +1,346 @@
+"""Conditions: a tiny, safe expression language compiled once at load into closures.
+
+Authors write Python-looking expressions (``event.properties.total > 50 and
+"vip" in profile.traits.tags``). We parse them with Python's own ``ast`` parser and compile a
+whitelist of node types into plain closures over JSON-like data; nothing is ever ``eval``-ed and
+no Python object is reachable: ``a.b`` is a dict lookup, calls go only to the named functions
+below. Missing data is ``None`` and comparisons that make no sense are ``False`` rather than
+errors, so a malformed event can never crash the engine. Why not simpleeval/asteval/jmespath/CEL:
+see docs/journeys.md (speed, and a history of sandbox escapes).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import operator
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from omnistream.domain.events import Event
+from omnistream.domain.profile import Profile
+
+__all__ = [
+    "MAX_NODES",
+    "MAX_SOURCE",
+    "ROOTS",
+    "Expr",
+    "ExprError",
+    "HintedError",
+    "compile_expr",
+    "suggest",
+]
+
+MAX_SOURCE: Final = 2048
+MAX_NODES: Final = 200
+ROOTS: Final = ("event", "profile", "trigger", "vars", "journey")
+_LITERALS: Final = {"true": True, "false": False, "null": None, "none": None}
+_MAX_INT_TEXT: Final = 64
+
+Fn = Callable[[Mapping[str, Any]], Any]
+
+_EVENT_FIELDS = tuple(Event.model_fields)
+_PROFILE_FIELDS = tuple(Profile.model_fields)
+_FIELDS_OF_ROOT: Final = {
+    "event": _EVENT_FIELDS,
+    "trigger": _EVENT_FIELDS,
+    "profile": _PROFILE_FIELDS,
+}
+
+
+class HintedError(ValueError):
+    """A language error with an optional ``hint`` ("did you mean ...?") for the author."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message} ({hint})")
+        self.message = message
+        self.hint = hint
+
+
+class ExprError(HintedError):
+    """An expression the compiler refuses."""
+
+
+def suggest(word: str, choices: Any) -> str | None:
+    """``did you mean 'x'?`` for the closest of ``choices``, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _since(ctx: Mapping[str, Any], value: Any, unit: float) -> float | None:
+    moment = _parse_ts(value)
+    now = ctx.get("now")
+    if moment is None or not isinstance(now, datetime):
+        return None
+    return (now - moment).total_seconds() / unit
+
+
+def _num(value: Any, kind: type) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_INT_TEXT:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _pluck(items: Any, key: Any) -> list[Any]:
+    if not isinstance(items, list):
+        return []
+    return [item.get(key) for item in items if isinstance(item, dict)]
+
+
+def _safe(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except (TypeError, ValueError, AttributeError):
+            return None
+
+    return call
+
+
+# name -> (arity, needs_ctx, implementation)
+_FUNCTIONS: Final[dict[str, tuple[int, bool, Callable[..., Any]]]] = {
+    "len": (1, False, _safe(lambda v: len(v) if isinstance(v, str | list | dict) else None)),
+    "lower": (1, False, _safe(lambda v: v.lower() if isinstance(v, str) else None)),
+    "upper": (1, False, _safe(lambda v: v.upper() if isinstance(v, str) else None)),
+    "int": (1, False, lambda v: _num(v, int)),
+    "float": (1, False, lambda v: _num(v, float)),
+    "str": (1, False, _safe(lambda v: v if isinstance(v, str) else str(v)[:_MAX_INT_TEXT])),
+    "abs": (1, False, _safe(abs)),
+    "startswith": (2, False, _safe(lambda s, p: s.startswith(p) if isinstance(s, str) else False)),
+    "pluck": (2, False, _pluck),
+    "days_since": (1, True, lambda ctx, v: _since(ctx, v, 86400.0)),
+    "hours_since": (1, True, lambda ctx, v: _since(ctx, v, 3600.0)),
+}
+
+
+def _compare(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def safe(a: Any, b: Any) -> bool:
+        try:
+            return bool(op(a, b))
+        except TypeError:
+            return False
+
+    return safe
+
+
+def _contains(a: Any, b: Any) -> bool:
+    if isinstance(b, str):
+        return isinstance(a, str) and a in b
+    if isinstance(b, list | tuple | dict):
+        try:
+            return a in b
+        except TypeError:
+            return False
+    return False
+
+
+_COMPARE: Final[dict[type, Callable[[Any, Any], bool]]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: _compare(operator.lt),
+    ast.LtE: _compare(operator.le),
+    ast.Gt: _compare(operator.gt),
+    ast.GtE: _compare(operator.ge),
+    ast.In: _contains,
+    ast.NotIn: lambda a, b: not _contains(a, b),
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+}
+
+
+def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def safe(a: Any, b: Any) -> Any:
+        numbers = (int, float)
+        if not isinstance(a, numbers) or not isinstance(b, numbers):
+            return None
+        try:
+            return op(a, b)
+        except (ZeroDivisionError, OverflowError):
+            return None
+
+    return safe
+
+
+_ARITH: Final[dict[type, Callable[[Any, Any], Any]]] = {
+    ast.Add: _arith(operator.add),
+    ast.Sub: _arith(operator.sub),
+    ast.Mult: _arith(operator.mul),
+    ast.Div: _arith(operator.truediv),
+    ast.Mod: _arith(operator.mod),
+}
+
+
+def _lookup(base: Any, key: Any) -> Any:
+    if isinstance(base, dict):
+        return base.get(key)
+    if isinstance(base, list) and isinstance(key, int) and -len(base) <= key < len(base):
+        return base[key]
+    return None
+
+
+class _Compiler:
+    def compile(self, node: ast.AST) -> Fn:
+        method = getattr(self, f"_c_{type(node).__name__}", None)
+        if method is None:
+            raise ExprError(f"{type(node).__name__} is not allowed in a condition")
+        result: Fn = method(node)
+        return result
+
+    def _c_Constant(self, node: ast.Constant) -> Fn:
+        value = node.value
+        if not isinstance(value, str | int | float | bool | type(None)):
+            raise ExprError(f"constant {value!r} is not allowed")
+        return lambda ctx: value
+
+    def _c_Name(self, node: ast.Name) -> Fn:
+        name = node.id
+        if name.lower() in _LITERALS:
+            literal = _LITERALS[name.lower()]
+            return lambda ctx: literal
+        if name not in ROOTS:
+            raise ExprError(f"unknown name {name!r}", suggest(name, ROOTS))
+        return lambda ctx: ctx.get(name)
+
+    def _c_Attribute(self, node: ast.Attribute) -> Fn:
+        attr = node.attr
+        if attr.startswith("_"):
+            raise ExprError(f"attribute {attr!r}: names starting with '_' are not allowed")
+        if isinstance(node.value, ast.Name) and node.value.id in _FIELDS_OF_ROOT:
+            fields = _FIELDS_OF_ROOT[node.value.id]
+            if attr not in fields:
+                raise ExprError(f"{node.value.id} has no field {attr!r}", suggest(attr, fields))
+        base = self.compile(node.value)
+        return lambda ctx: _lookup(base(ctx), attr)
+
+    def _c_Subscript(self, node: ast.Subscript) -> Fn:
+        index = node.slice
+        if not isinstance(index, ast.Constant) or not isinstance(index.value, str | int):
+            raise ExprError("subscripts must be a constant string or integer, e.g. x['key']")
+        key = index.value
+        if isinstance(key, str) and key.startswith("_"):
+            raise ExprError(f"key {key!r}: names starting with '_' are not allowed")
+        base = self.compile(node.value)
+        return lambda ctx: _lookup(base(ctx), key)
+
+    def _c_BoolOp(self, node: ast.BoolOp) -> Fn:
+        parts = [self.compile(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda ctx: all(p(ctx) for p in parts)
+        return lambda ctx: any(p(ctx) for p in parts)
+
+    def _c_UnaryOp(self, node: ast.UnaryOp) -> Fn:
+        operand = self.compile(node.operand)
+        if isinstance(node.op, ast.Not):
+            return lambda ctx: not operand(ctx)
+        if isinstance(node.op, ast.USub):
+            return lambda ctx: _arith(operator.sub)(0, operand(ctx))
+        raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+
+    def _c_BinOp(self, node: ast.BinOp) -> Fn:
+        op = _ARITH.get(type(node.op))
+        if op is None:
+            raise ExprError(f"operator {type(node.op).__name__} is not allowed")
+        left, right = self.compile(node.left), self.compile(node.right)
+        return lambda ctx: op(left(ctx), right(ctx))
+
+    def _c_Compare(self, node: ast.Compare) -> Fn:
+        ops = []
+        for op in node.ops:
+            fn = _COMPARE.get(type(op))
+            if fn is None:
+                raise ExprError(f"comparison {type(op).__name__} is not allowed")
+            ops.append(fn)
+        first = self.compile(node.left)
+        rest = [self.compile(c) for c in node.comparators]
+        pairs = list(zip(ops, rest, strict=True))
+
+        def compare(ctx: Mapping[str, Any]) -> bool:
+            left = first(ctx)
+            for fn, right_fn in pairs:
+                right = right_fn(ctx)
+                if not fn(left, right):
+                    return False
+                left = right
+            return True
+
+        return compare
+
+    def _c_IfExp(self, node: ast.IfExp) -> Fn:
+        test, body, orelse = (self.compile(n) for n in (node.test, node.body, node.orelse))
+        return lambda ctx: body(ctx) if test(ctx) else orelse(ctx)
+
+    def _c_List(self, node: ast.List) -> Fn:
+        items = [self.compile(e) for e in node.elts]
+        return lambda ctx: [i(ctx) for i in items]
+
+    _c_Tuple = _c_List
+
+    def _c_Call(self, node: ast.Call) -> Fn:
+        if not isinstance(node.func, ast.Name):
+            raise ExprError("only the built-in functions can be called")
+        name = node.func.id
+        spec = _FUNCTIONS.get(name)
+        if spec is None:
+            raise ExprError(f"unknown function {name!r}", suggest(name, _FUNCTIONS))
+        arity, needs_ctx, impl = spec
+        if node.keywords or len(node.args) != arity:
+            raise ExprError(f"{name}() takes {arity} positional argument(s)")
+        args = [self.compile(a) for a in node.args]
+        if needs_ctx:
+            return lambda ctx: impl(ctx, *(a(ctx) for a in args))
+        return lambda ctx: impl(*(a(ctx) for a in args))
+
+
+class Expr:
+    """A compiled condition: call with a context mapping (event, profile, trigger, vars)."""
+
+    __slots__ = ("_fn", "source")
+
+    def __init__(self, source: str, fn: Fn) -> None:
+        self.source = source
+        self._fn = fn
+
+    def value(self, ctx: Mapping[str, Any]) -> Any:
+        return self._fn(ctx)
+
+    def test(self, ctx: Mapping[str, Any]) -> bool:
+        return bool(self._fn(ctx))
+
+    def __repr__(self) -> str:
+        return f"Expr({self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+
+def compile_expr(source: str) -> Expr:
+    """Compile ``source`` or raise ``ExprError`` (too big, syntax, or a forbidden construct)."""
+    if not isinstance(source, str):
+        raise ExprError(f"a condition must be a string, got {type(source).__name__}")
+    if len(source) > MAX_SOURCE:
+        raise ExprError(f"condition longer than {MAX_SOURCE} characters")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"invalid condition syntax at column {exc.offset}: {exc.msg}") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise ExprError(f"condition has {nodes} nodes, the limit is {MAX_NODES}")
+    return Expr(source, _Compiler().compile(tree.body))

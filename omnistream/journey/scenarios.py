@@ -1,0 +1,121 @@
+"""Golden scenarios: events in, expected sends and exits out, checked like code in CI.
+
+A scenario file (journeys/scenarios/*.yaml) names a journey, a starting profile, the events and
+what must come out::
+
+    journey: abandoned_cart
+    customer: c-1001
+    profile: {traits: {first_name: Olena}}
+    events:
+      - {type: cart_updated, timestamp: "2026-03-02T10:00:00Z", properties: {...}}
+    expect:
+      sends:
+        - {at: "2026-03-02T11:00:00Z", step: push_reminder, channel: mobile_push,
+           contains: "Air Max"}
+      exits:
+        - {at: "2026-03-03T15:00:00Z", reason: purchased}
+
+Sends and exits are compared in order and in full (a missing or an extra one fails); ``contains``
+is a substring of the subject or the body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from omnistream.journey.loader import read_yaml
+from omnistream.journey.model import Catalog
+from omnistream.journey.simulate import Simulation, simulate
+
+__all__ = ["ExpectedExit", "ExpectedSend", "Scenario", "check", "load_scenario", "run_scenario"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExpectedSend(_Strict):
+    at: datetime
+    step: str
+    channel: str
+    contains: str | None = None
+
+
+class ExpectedExit(_Strict):
+    at: datetime
+    reason: str
+
+
+class Expectations(_Strict):
+    sends: tuple[ExpectedSend, ...] = ()
+    exits: tuple[ExpectedExit, ...] = ()
+    goals: int | None = None
+
+
+class Scenario(_Strict):
+    journey: str
+    description: str = ""
+    customer: str = "customer-1"
+    profile: dict[str, Any] = Field(default_factory=dict)
+    events: tuple[dict[str, Any], ...] = ()
+    until: datetime | None = None
+    expect: Expectations
+
+
+def load_scenario(path: Path) -> Scenario:
+    data, _ = read_yaml(path.read_text(encoding="utf-8"), str(path))
+    if isinstance(data, dict):
+        for event in data.get("events") or ():
+            if isinstance(event, dict) and isinstance(event.get("timestamp"), datetime):
+                event["timestamp"] = event["timestamp"].isoformat()
+    return Scenario.model_validate(data)
+
+
+def run_scenario(catalog: Catalog, scenario: Scenario) -> Simulation:
+    return simulate(
+        catalog.only(scenario.journey),
+        scenario.events,
+        profile=scenario.profile,
+        customer_key=scenario.customer,
+        until=scenario.until,
+    )
+
+
+def check(scenario: Scenario, result: Simulation) -> list[str]:
+    """Human-readable differences between what was expected and what happened (empty = pass)."""
+    problems: list[str] = []
+    sends = result.sends
+    expected = scenario.expect.sends
+    for i in range(max(len(sends), len(expected))):
+        if i >= len(sends):
+            problems.append(f"send #{i + 1} missing: expected {expected[i].model_dump()}")
+            continue
+        got = sends[i]
+        if i >= len(expected):
+            problems.append(f"unexpected send #{i + 1}: {got.step_id} {got.channel} at {got.at}")
+            continue
+        want = expected[i]
+        if (want.at, want.step, want.channel) != (got.at, got.step_id, got.channel):
+            problems.append(
+                f"send #{i + 1}: expected {want.step} {want.channel} at {want.at.isoformat()}, "
+                f"got {got.step_id} {got.channel} at {got.at.isoformat()}"
+            )
+        text = f"{got.subject or ''}\n{got.body}"
+        if want.contains is not None and want.contains not in text:
+            problems.append(f"send #{i + 1}: {want.contains!r} not in {text!r}")
+    exits = [(at, reason) for at, _, reason in result.exits]
+    wanted_exits = [(e.at, e.reason) for e in scenario.expect.exits]
+    if exits != wanted_exits:
+        problems.append(f"exits: expected {_fmt(wanted_exits)}, got {_fmt(exits)}")
+    goals = scenario.expect.goals
+    if goals is not None and goals != len(result.goals):
+        problems.append(f"goals: expected {goals}, got {len(result.goals)}")
+    return problems
+
+
+def _fmt(exits: list[tuple[datetime, str]]) -> str:
+    return "[" + ", ".join(f"{reason}@{at.isoformat()}" for at, reason in exits) + "]"
