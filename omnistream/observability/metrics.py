@@ -11,7 +11,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["REGISTRY", "M"]
+__all__ = ["REGISTRY", "BoundedLabel", "M", "event_type_label"]
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 """omnistream's own registry, so tests and embedding apps never collide on global state."""
@@ -19,6 +19,10 @@ REGISTRY: Final = CollectorRegistry(auto_describe=True)
 _LATENCY_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+_TIMER_LAG_BUCKETS: Final = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+)  # fmt: skip
+"""Timers fire on a 0.2 s tick; minutes or hours of lag mean a worker was down or overloaded."""
 
 
 class M:
@@ -79,6 +83,24 @@ class M:
         ["reason"],
         registry=REGISTRY,
     )
+    journey_reloads = Counter(
+        "omnistream_journey_reloads_total",
+        "Attempts to hot-reload the journey set: applied, unchanged or refused (invalid set).",
+        ["result"],
+        registry=REGISTRY,
+    )
+    journeys_active = Gauge(
+        "omnistream_journeys_active",
+        "Journeys in the running set, by status (active, paused, draft).",
+        ["status"],
+        registry=REGISTRY,
+    )
+    identity_messages = Counter(
+        "omnistream_identity_messages_total",
+        "Identity messages handled (claim, release, merge, forget) and what became of them.",
+        ["kind", "result"],
+        registry=REGISTRY,
+    )
     # --- sends --------------------------------------------------------------------------------
     send_commands = Counter(
         "omnistream_send_commands_total",
@@ -113,3 +135,190 @@ class M:
         ["version", "journeys_version"],
         registry=REGISTRY,
     )
+    # --- channels -----------------------------------------------------------------------------
+    # Owned by omnistream.channels / providers / storage / receipts.
+    send_fallbacks = Counter(
+        "omnistream_send_fallbacks_total",
+        "Sends moved from one channel to the next of their chain, by reason.",
+        ["from_channel", "to_channel", "reason"],
+        registry=REGISTRY,
+    )
+    send_suppressed = Counter(
+        "omnistream_send_suppressed_total",
+        "Sends not delivered on a channel by policy (consent, address, cap, expiry), by reason.",
+        ["channel", "reason"],
+        registry=REGISTRY,
+    )
+    provider_request_seconds = Histogram(
+        "omnistream_provider_request_seconds",
+        "Duration of one provider request (one attempt), by provider.",
+        ["provider"],
+        buckets=_LATENCY_BUCKETS,
+        registry=REGISTRY,
+    )
+    provider_errors = Counter(
+        "omnistream_provider_errors_total",
+        "Failed provider requests (one attempt), by provider, reason and kind.",
+        ["provider", "reason", "kind"],
+        registry=REGISTRY,
+    )
+    provider_retries = Counter(
+        "omnistream_provider_retries_total",
+        "Provider requests retried after a transient error.",
+        ["provider"],
+        registry=REGISTRY,
+    )
+    channel_redis_seconds = Histogram(
+        "omnistream_channel_redis_seconds",
+        "Duration of one Redis round trip of the channel stores, by operation.",
+        ["op"],
+        buckets=_LATENCY_BUCKETS,
+        registry=REGISTRY,
+    )
+    channel_redis_errors = Counter(
+        "omnistream_channel_redis_errors_total",
+        "Redis round trips of the channel agents that failed (connection, timeout), by operation.",
+        ["op"],
+        registry=REGISTRY,
+    )
+    channel_redis_waits = Counter(
+        "omnistream_channel_redis_wait_seconds_total",
+        "Seconds channel agents spent waiting for Redis to come back.",
+        registry=REGISTRY,
+    )
+    rate_limit_waits = Counter(
+        "omnistream_rate_limit_waits_total",
+        "Times a send waited for a provider rate-limit token, by provider.",
+        ["provider"],
+        registry=REGISTRY,
+    )
+    rate_limit_wait_seconds = Counter(
+        "omnistream_rate_limit_wait_seconds_total",
+        "Seconds sends waited for provider rate-limit tokens, by provider.",
+        ["provider"],
+        registry=REGISTRY,
+    )
+    send_duplicates = Counter(
+        "omnistream_send_duplicates_total",
+        "Redelivered send commands answered from the dedup record instead of sent again.",
+        ["channel"],
+        registry=REGISTRY,
+    )
+    receipts = Counter(
+        "omnistream_receipts_total",
+        "Provider delivery callbacks accepted, by provider and status.",
+        ["provider", "status"],
+        registry=REGISTRY,
+    )
+    receipts_rejected = Counter(
+        "omnistream_receipts_rejected_total",
+        "Provider callbacks refused, by provider and HTTP status.",
+        ["provider", "status"],
+        registry=REGISTRY,
+    )
+
+    # --- runtime ------------------------------------------------------------------------------
+    # Owned by observability (omnistream.runtime.observers, web); timers and live instances are
+    # set by the runtime's timer index and customer agent.
+    timers_pending = Gauge(
+        "omnistream_timers_pending",
+        "Durable waits pending in this worker's timer index (the partitions it owns).",
+        registry=REGISTRY,
+    )
+    timer_lag_seconds = Histogram(
+        "omnistream_timer_lag_seconds",
+        "Delay from a timer's due time to the moment this worker fired it.",
+        buckets=_TIMER_LAG_BUCKETS,
+        registry=REGISTRY,
+    )
+    journey_live_instances = Gauge(
+        "omnistream_journey_live_instances",
+        "Journey instances in flight in this worker's partitions, by journey.",
+        ["journey"],
+        registry=REGISTRY,
+    )
+    consumer_lag = Gauge(
+        "omnistream_consumer_lag_records",
+        "Records in an assigned partition that this worker has not committed yet "
+        "(highwater minus committed offset; offset 0 when the group never committed).",
+        ["topic", "partition"],
+        registry=REGISTRY,
+    )
+    assigned_partitions = Gauge(
+        "omnistream_assigned_partitions",
+        "Partitions assigned to this worker, by topic and kind (active, standby).",
+        ["topic", "kind"],
+        registry=REGISTRY,
+    )
+    kafka_consumed = Counter(
+        "omnistream_kafka_consumed_records_total",
+        "Records this worker's consumer handed to streams, by topic.",
+        ["topic"],
+        registry=REGISTRY,
+    )
+    kafka_produced = Counter(
+        "omnistream_kafka_produced_records_total",
+        "Records the broker acknowledged from this worker, by topic.",
+        ["topic"],
+        registry=REGISTRY,
+    )
+    kafka_produce_errors = Counter(
+        "omnistream_kafka_produce_errors_total",
+        "Records this worker failed to produce, by topic.",
+        ["topic"],
+        registry=REGISTRY,
+    )
+    dlq_records = Counter(
+        "omnistream_dlq_records_total",
+        "Records the broker acknowledged on the dead-letter topic, by reason.",
+        ["reason"],
+        registry=REGISTRY,
+    )
+    rebalances = Counter(
+        "omnistream_rebalances_total",
+        "Consumer-group rebalances this worker went through.",
+        registry=REGISTRY,
+    )
+    redis_ping_seconds = Histogram(
+        "omnistream_redis_ping_seconds",
+        "Round trip of the worker's periodic Redis PING.",
+        buckets=_LATENCY_BUCKETS,
+        registry=REGISTRY,
+    )
+    redis_ping_errors = Counter(
+        "omnistream_redis_ping_errors_total",
+        "Periodic Redis PINGs that failed or timed out.",
+        registry=REGISTRY,
+    )
+    redis_up = Gauge(
+        "omnistream_redis_up",
+        "1 if the worker's last Redis PING succeeded, else 0.",
+        registry=REGISTRY,
+    )
+    worker_start_time = Gauge(
+        "omnistream_worker_start_time_seconds",
+        "Unix time the worker started (uptime = time() - this).",
+        registry=REGISTRY,
+    )
+
+
+class BoundedLabel:
+    """Caps the distinct values one label may take; later newcomers are reported as ``other``.
+
+    Event types come from producers; a buggy one must not blow up Prometheus cardinality.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return "other"
+        self._seen.add(value)
+        return value
+
+
+event_type_label: Final = BoundedLabel(200)
