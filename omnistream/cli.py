@@ -99,6 +99,22 @@ def demo_traffic(rate: float, customers: int, seed: int, limit: int | None) -> N
 
 
 @cli.group()
+def customers() -> None:
+    """Customer operations."""
+
+
+@customers.command("forget")
+@click.argument("customer_id")
+@click.option("--request-id", default=None, help="Idempotency id (default: derived from the id).")
+def customers_forget(customer_id: str, request_id: str | None) -> None:
+    """Right to erasure: remove the profile, identity links, timers and Redis keys."""
+    from omnistream.runtime.admin import produce_forget
+
+    event_id = asyncio.run(produce_forget(Settings(), customer_id, request_id))
+    click.echo(f"forget request {event_id} queued for {customer_id}", err=True)
+
+
+@cli.group()
 def schema() -> None:
     """JSON Schemas for producers and editors."""
 
@@ -109,16 +125,25 @@ def schema_events() -> None:
     click.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))
 
 
-def _mount_optional_groups() -> None:
-    """Author tools live next to the journey language."""
-    try:
-        from omnistream.journey.cli import journeys
-    except ImportError:  # the journey CLI module is optional during development
-        return
+@schema.command("journeys")
+def schema_journeys() -> None:
+    """The journey YAML language (also in docs/journey.schema.json)."""
+    from omnistream.journey.model import journey_json_schema
+
+    click.echo(json.dumps(journey_json_schema(), indent=2, sort_keys=True))
+
+
+def _mount_groups() -> None:
+    """Author tools live next to the journey language, operator tools in ops/."""
+    from omnistream.journey.cli import journeys
+
     cli.add_command(journeys)
+    from omnistream.ops.cli import topics
+
+    cli.add_command(topics)
 
 
-_mount_optional_groups()
+_mount_groups()
 
 
 def main() -> None:

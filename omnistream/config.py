@@ -6,6 +6,7 @@ embedded servers' URLs themselves.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -38,8 +39,22 @@ class Settings(BaseSettings):
     channels: tuple[str, ...] = CHANNELS
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
-    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    advertised_url: str | None = Field(
+        default=None,
+        description="URL other workers use to reach this one's web server (table routing of "
+        "/customers); default http://<web_host or hostname>:<web_port>.",
+    )
+    standby_replicas: int = Field(
+        default=1, ge=0, description="Faust table standby replicas kept by other workers."
+    )
+    store: str = Field(
+        default="memory://", description="Faust table store: memory:// or rocksdb://"
+    )
     data_dir: Path = Field(default=Path("var/worker"), description="Per-worker local state.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="The workers' public base URL as providers call it (webhook signatures).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     provider_log_path: str = Field(
         default="-", description="Where the `log` provider writes JSON lines; `-` is stdout."
@@ -65,6 +80,18 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNELS)}")
         return value
+
+    @field_validator("advertised_url", mode="after")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    def web_url(self) -> str:
+        """The advertised URL, or one built from the bind address (hostname for 0.0.0.0)."""
+        if self.advertised_url:
+            return self.advertised_url
+        host = self.web_host if self.web_host not in ("0.0.0.0", "::") else socket.gethostname()  # noqa: S104
+        return f"http://{host}:{self.web_port}"
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

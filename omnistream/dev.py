@@ -109,6 +109,7 @@ def worker_env(
         OMNISTREAM_DATA_DIR=str(data_dir),
         OMNISTREAM_REBALANCE_TIMEOUT_S="3",
         OMNISTREAM_SESSION_TIMEOUT_S="6",
+        OMNISTREAM_LOG_FORMAT=env.get("OMNISTREAM_LOG_FORMAT", "text"),
         OMNISTREAM_PROVIDER_LOG_PATH=str(data_dir.parent / "sends.jsonl"),
     )
     return env

@@ -128,6 +128,8 @@ class Outgoing:
     category: str
     journey_id: str
     step_id: str
+    caused_at: datetime | None = None
+    """When the event that caused this send happened (the log provider reports latency)."""
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,7 @@ class Dispatcher:
             category=send.category,
             journey_id=send.journey_id,
             step_id=send.step_id,
+            caused_at=send.caused_at,
         )
         breaker = self._breakers.setdefault(provider.name, CircuitBreaker())
         try:

@@ -38,6 +38,9 @@ MAX_DEPTH: Final = 10
 SOURCES: Final = ("site", "app", "crm", "store", "omnistream")
 """Where events come from; ``omnistream`` marks events the system itself produced."""
 
+RESERVED_PREFIXES: Final = ("anon:", "email:", "phone:", "crm:")
+"""Prefixes of provisional row keys (see domain/identity.py); only omnistream may use them."""
+
 Source = Literal["site", "app", "crm", "store", "omnistream"]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@+\-]{0,127}$"
@@ -84,6 +87,12 @@ class Event(BaseModel):
     def _has_identity(self) -> Event:
         if self.customer_id is None and self.anonymous_id is None:
             raise ValueError("an event needs customer_id or anonymous_id (or both)")
+        cid = self.customer_id
+        if cid is not None and self.source != "omnistream" and cid.startswith(RESERVED_PREFIXES):
+            raise ValueError(
+                f"customer_id must not start with {', '.join(RESERVED_PREFIXES)}: "
+                "those prefixes name omnistream's internal row keys"
+            )
         return self
 
     @property

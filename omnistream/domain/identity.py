@@ -30,7 +30,13 @@ from omnistream.domain.events import ANONYMOUS_PREFIX, Event
 from omnistream.domain.profile_merge import merge_profiles, move_journeys
 from omnistream.domain.profile_model import MAX_IDENTIFIERS, MAX_MERGED_FROM
 from omnistream.domain.profile_values import as_id, normalize_email, normalize_phone
-from omnistream.domain.state import RECENT_EVENT_IDS, CustomerState, JourneyRecord
+from omnistream.domain.state import (
+    RECENT_EVENT_IDS,
+    RECENT_EVENTS,
+    CustomerState,
+    EventSummary,
+    JourneyRecord,
+)
 
 __all__ = [
     "FORGET_EVENT",
@@ -264,6 +270,13 @@ class MergeResult:
     already_merged: bool = False
 
 
+def _merged_summaries(known: CustomerState, anonymous: CustomerState) -> list[EventSummary]:
+    """Both rows' recent events, oldest first, each once, bounded like a row's own list."""
+    by_id = {e.event_id: e for e in [*anonymous.recent_events, *known.recent_events]}
+    ordered = sorted(by_id.values(), key=lambda e: (e.timestamp, e.event_id))
+    return ordered[-RECENT_EVENTS:]
+
+
 def merge_states(known: CustomerState, anonymous: CustomerState) -> CustomerState:
     return merge(known, anonymous).state
 
@@ -314,6 +327,7 @@ def merge(known: CustomerState, anonymous: CustomerState) -> MergeResult:
             "timers": timers,
             "history": history,
             "recent_event_ids": recent[-RECENT_EVENT_IDS:],
+            "recent_events": _merged_summaries(known, anonymous),
             "seq": max(known.seq, anonymous.seq),
         }
     )
@@ -347,10 +361,11 @@ class ForgetPlan:
 
 
 def redis_key_patterns(customer_key: str, prefix: str = "omni") -> list[str]:
-    """SCAN patterns of a customer's Redis keys, by the convention
-    ``<prefix>:<kind>:<customer_key>[:<rest>]`` that per-customer keys must follow."""
+    """SCAN patterns of a customer's Redis keys. Per-customer keys follow the convention
+    ``<prefix>:<kind>:{<customer_key>}[:<rest>]`` (the braces are a Redis Cluster hash tag that
+    keeps one customer's keys in one slot, as the channel agents' dedup and caps keys do)."""
     escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in customer_key)
-    return [f"{prefix}:*:{escaped}", f"{prefix}:*:{escaped}:*"]
+    return [f"{prefix}:*:{{{escaped}}}", f"{prefix}:*:{{{escaped}}}:*"]
 
 
 def forget(state: CustomerState, prefix: str = "omni") -> ForgetPlan:

@@ -14,10 +14,32 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnistream.domain.profile import Profile
 
-__all__ = ["RECENT_EVENT_IDS", "CustomerState", "Instance", "JourneyRecord", "Timer"]
+__all__ = [
+    "RECENT_EVENTS",
+    "RECENT_EVENT_IDS",
+    "CustomerState",
+    "EventSummary",
+    "Instance",
+    "JourneyRecord",
+    "Timer",
+]
 
 RECENT_EVENT_IDS: Final = 256
 """How many recent event ids a row keeps to drop redelivered events (producer retries)."""
+
+RECENT_EVENTS: Final = 10
+"""How many recent events (type, source, time) a row keeps for the customer API."""
+
+
+class EventSummary(BaseModel):
+    """What the customer API shows of a recent event: no payload, so no personal data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    type: str
+    source: str
+    timestamp: datetime
 
 
 class Timer(BaseModel):
@@ -89,6 +111,7 @@ class CustomerState(BaseModel):
     timers: dict[str, Timer] = Field(default_factory=dict)
     history: dict[str, JourneyRecord] = Field(default_factory=dict)
     recent_event_ids: list[str] = Field(default_factory=list)
+    recent_events: list[EventSummary] = Field(default_factory=list)
     seq: int = 0
     """Counter for deterministic instance ids within this row."""
 

@@ -14,12 +14,19 @@ stranded: every parked instance holds a timer, so every instance is touched agai
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from omnistream.domain.commands import Command
 from omnistream.domain.events import Event
 from omnistream.domain.profile import apply_event
-from omnistream.domain.state import RECENT_EVENT_IDS, CustomerState, Instance, Timer
+from omnistream.domain.state import (
+    RECENT_EVENT_IDS,
+    RECENT_EVENTS,
+    CustomerState,
+    EventSummary,
+    Instance,
+    Timer,
+)
 from omnistream.journey.model import AnyStep, Catalog, Journey, SendStep, WaitForStep, WaitStep
 from omnistream.journey.runner import Tx, enter, exit_instance, run
 from omnistream.journey.sending import deliver, engagement_timeout, start_send
@@ -41,12 +48,16 @@ def step(
     if event.event_id in state.recent_event_ids:
         return state, []
     recent = state.recent_event_ids[-(RECENT_EVENT_IDS - 1) :]
-    new = state.model_copy(
-        update={
-            "recent_event_ids": [*recent, event.event_id],
-            "profile": apply_event(state.profile, event),
-        }
-    )
+    update: dict[str, Any] = {
+        "recent_event_ids": [*recent, event.event_id],
+        "profile": apply_event(state.profile, event),
+    }
+    if event.type != TIMER_FIRED:
+        summary = EventSummary(
+            event_id=event.event_id, type=event.type, source=event.source, timestamp=event.timestamp
+        )
+        update["recent_events"] = [*state.recent_events[-(RECENT_EVENTS - 1) :], summary]
+    new = state.model_copy(update=update)
     tx = Tx(catalog, new, event, now)
     if event.source == "omnistream" and event.type == TIMER_FIRED:
         _fire(tx)

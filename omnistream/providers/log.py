@@ -17,6 +17,7 @@ import orjson
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from omnistream.channels.settings import ChannelSettings
+from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderResult
 from omnistream.providers.base import NoReceipts
@@ -59,7 +60,10 @@ class LogProvider(NoReceipts):
             "category": outgoing.category,
             "journey_id": outgoing.journey_id,
             "step_id": outgoing.step_id,
+            "sent_at": utcnow().isoformat(),
         }
+        if outgoing.caused_at is not None:
+            line["caused_at"] = outgoing.caused_at.isoformat()
         if self._redact:
             line["subject_chars"] = len(message.subject or "")
             line["body_chars"] = len(message.body)

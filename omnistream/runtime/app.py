@@ -14,10 +14,9 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
-from omnistream import __version__
 from omnistream.config import Settings
 from omnistream.journey.model import Catalog
-from omnistream.observability.metrics import M
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.timers import TimerIndex
 
 __all__ = ["Runtime", "Topics", "build_runtime"]
@@ -43,6 +42,8 @@ class Runtime:
     topics: Topics
     customers: Any
     """Faust table: customer key -> CustomerState bytes."""
+    aliases: Any
+    """Faust table: identifier key -> customer key it was merged into (docs/identity.md)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
     redis: aioredis.Redis | None = None
 
@@ -52,8 +53,10 @@ class Runtime:
         return self.redis
 
 
-def _faust_app(settings: Settings) -> Any:
+def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:
+    """The Faust app; Kafka TLS/SASL come from ``OMNISTREAM_KAFKA_*`` (see ``KafkaSecurity``)."""
     session = settings.session_timeout_s
+    security = security if security is not None else KafkaSecurity()
     return faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -72,6 +75,9 @@ def _faust_app(settings: Settings) -> Any:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        canonical_url=settings.web_url(),
+        table_standby_replicas=settings.standby_replicas,
+        **security.faust_kwargs(),
     )
 
 
@@ -88,7 +94,17 @@ def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:
 
 def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     """Create the app, topics and tables, and install every agent and web route."""
-    from omnistream.runtime import customers, ingest, senders, timers, web
+    from omnistream.runtime import (
+        customer_api,
+        customers,
+        ingest,
+        observers,
+        receipts,
+        reload,
+        senders,
+        timers,
+        web,
+    )
 
     app = _faust_app(settings)
     topics = Topics(
@@ -99,26 +115,25 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
             ch: _raw_topic(app, settings.send_topic(ch), internal=True) for ch in settings.channels
         },
     )
-    table = app.Table(
-        "customers",
-        default=None,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-    )
-    runtime = Runtime(settings, catalog, app, topics, table)
+    tables = [
+        app.Table(
+            name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+        )
+        for name in ("customers", "aliases")
+    ]
+    runtime = Runtime(settings, catalog, app, topics, *tables)
 
     @app.task
     async def _connect_redis() -> None:
         runtime.redis = aioredis.from_url(settings.redis_url)
-        journeys_version = ",".join(
-            f"{j.id}@{j.version}" for j in sorted(catalog.journeys.values(), key=lambda j: j.id)
-        )
-        M.worker_info.labels(__version__, str(hash(journeys_version) & 0xFFFFFFFF)).set(1)
 
     ingest.install(runtime)
     customers.install(runtime)
     senders.install(runtime)
     timers.install(runtime)
+    reload.install(runtime)
+    receipts.install(runtime)
+    customer_api.install(runtime)
     web.install(runtime)
+    observers.install(runtime)
     return runtime

@@ -1,8 +1,10 @@
-"""The customer agent: one input at a time per customer, state in one table row.
+"""The customer agent: every input about one customer key, one at a time, in partition order.
 
-For each input on ``omni.customer-events`` it reads the customer's row, hands row, input and
-``now`` to the pure engine, writes the row back once (only if it changed) and carries out the
-commands: sends to ``omni.send.<channel>``, timers to the timer index, lifecycle facts to metrics.
+``omni.customer-events`` carries events (from ingest, timers and channel agents) and identity
+messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
+forwards along ``aliases[K]`` if K was merged into another customer; otherwise it reads K's row,
+hands row, event and ``now`` to the pure engine, records the identifiers the event revealed,
+writes the row once (only if it changed) and carries out the commands.
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from typing import TYPE_CHECKING, Any
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer, Send
 from omnistream.domain.events import Event, EventError, parse_event
+from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
 from omnistream.domain.state import CustomerState
 from omnistream.journey.engine import step
+from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
+from omnistream.runtime import identity
 from omnistream.runtime.ingest import dead_letter
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["input_kind", "install"]
+__all__ = ["execute", "input_kind", "install", "load_row"]
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +38,18 @@ def input_kind(event: Event) -> str:
     return "timer" if event.type == "timer_fired" else "outcome"
 
 
+def load_row(runtime: Runtime, key: bytes) -> CustomerState | None:
+    raw = runtime.customers.get(key)
+    return CustomerState.from_bytes(raw) if raw else None
+
+
 def _record_emit(emit: Emit) -> None:
     if emit.name == "journey_entered":
         M.journey_entries.labels(emit.journey_id, str(emit.control).lower()).inc()
+        M.journey_live_instances.labels(emit.journey_id).inc()
     elif emit.name == "journey_exited":
         M.journey_exits.labels(emit.journey_id, emit.reason or "completed").inc()
+        M.journey_live_instances.labels(emit.journey_id).dec()
     elif emit.name == "journey_step":
         M.journey_steps.labels(emit.journey_id, emit.step_id or "").inc()
     else:
@@ -70,34 +82,53 @@ async def execute(runtime: Runtime, commands: list[Command]) -> None:
             _record_emit(command)
 
 
-def install(runtime: Runtime) -> None:
-    table = runtime.customers
+async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> None:
+    target = resolve(key.decode(), identity.alias_of(runtime, key))
+    if target is not None:  # K was merged into another customer: follow the alias
+        await runtime.topics.customer_events.send(key=target.encode(), value=message.value)
+        return
+    if event.type == FORGET_EVENT:
+        await identity.forget_customer(runtime, key)
+        return
+    state = load_row(runtime, key) or CustomerState(key=key.decode())
+    M.customer_inputs.labels(input_kind(event)).inc()
+    if state.seen(event.event_id):
+        M.events_duplicate.inc()
+        return
+    try:
+        new_state, commands = step(runtime.catalog, state, event, utcnow())
+        new_state, claims, releases = claims_for(new_state, event)
+    except Exception as exc:  # the engine must never stop the worker
+        log.exception("engine failed on event %s", event.event_id)
+        M.engine_errors.labels(type(exc).__name__).inc()
+        await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
+        return
+    if new_state is not state:
+        runtime.customers[key] = new_state.to_bytes()
+    await execute(runtime, commands)
+    await identity.publish(runtime, claims, releases)
 
+
+def install(runtime: Runtime) -> None:
     @runtime.app.agent(runtime.topics.customer_events, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
         async for record in stream.events():
             started = monotonic()
             message = record.message
+            raw: bytes = message.value or b""
+            key: bytes | None = message.key
+            if key is None:
+                await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
+                continue
+            if identity.is_identity_message(raw):
+                await identity.on_message(runtime, key, raw, message)
+                continue
             try:
-                event = parse_event(message.value or b"")
+                event = parse_event(raw)
             except EventError as exc:
                 await dead_letter(runtime, message, exc.reason, exc.detail)
                 continue
-            key = message.key or event.customer_key.encode()
-            raw = table.get(key)
-            state = CustomerState.from_bytes(raw) if raw else CustomerState(key=key.decode())
-            M.customer_inputs.labels(input_kind(event)).inc()
-            if state.seen(event.event_id):
-                M.events_duplicate.inc()
-                continue
-            try:
-                new_state, commands = step(runtime.catalog, state, event, utcnow())
-            except Exception as exc:  # the engine must never stop the worker
-                log.exception("engine failed on event %s", event.event_id)
-                M.engine_errors.labels(type(exc).__name__).inc()
-                await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
-                continue
-            if new_state is not state:
-                table[key] = new_state.to_bytes()
-            await execute(runtime, commands)
+            clear_log_context()
+            bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
+            await on_event(runtime, key, event, message)
             M.stage_seconds.labels("customer").observe(monotonic() - started)

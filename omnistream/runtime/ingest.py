@@ -1,7 +1,8 @@
 """Ingest: raw source records in, validated events out to the customer topic, the rest to the DLQ.
 
 Valid records are forwarded byte-for-byte (no re-serialisation on the hot path), keyed by the
-customer key so everything about one customer lands in one partition, in order.
+event's highest-ranked identifier (``route_key``: the customer id when there is one), so
+everything about one customer lands in one partition, in order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.events import EventError, parse_event
+from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
 from omnistream.runtime.dlq import DeadLetter
 
@@ -58,6 +60,6 @@ def install(runtime: Runtime) -> None:
                 continue
             M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
             await runtime.topics.customer_events.send(
-                key=event.customer_key.encode(), value=message.value
+                key=route_key(event).encode(), value=message.value
             )
             M.stage_seconds.labels("ingest").observe(monotonic() - started)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from omnistream.channels.dispatcher import Dispatcher, build_dispatcher
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.commands import Send
+from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime.ingest import dead_letter
 
@@ -54,6 +55,16 @@ def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Any
             except ValidationError as exc:
                 await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
                 continue
+            clear_log_context()
+            bind_log_context(
+                stage="channel",
+                customer_id=send.customer_key,
+                event_id=send.caused_by,
+                journey=send.journey_id,
+                step=send.step_id,
+                channel=send.channel,
+                send_id=send.send_id,
+            )
             result = await (await dispatcher()).handle(send, utcnow())
             key = send.customer_key.encode()
             for outcome in result.outcomes:

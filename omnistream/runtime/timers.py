@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from aiokafka.partitioner import murmur2
 from omnistream.clock import utcnow
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.state import CustomerState
+from omnistream.observability.metrics import M
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -64,6 +66,11 @@ class TimerIndex:
     def cancel(self, customer_key: str, timer_id: str) -> None:
         self._pending.pop((customer_key, timer_id), None)
 
+    def drop_customer(self, customer_key: str) -> None:
+        """Forget every timer of a deleted row (merged away or erased)."""
+        for pending in [p for p in self._pending if p[0] == customer_key]:
+            del self._pending[pending]
+
     def clear(self) -> None:
         self._heap.clear()
         self._pending.clear()
@@ -86,15 +93,22 @@ class TimerIndex:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
-    def rebuild(self, rows: Iterable[tuple[bytes, bytes]]) -> None:
-        """Replace the index with the timers found in ``rows`` (key, CustomerState bytes)."""
+    def rebuild(self, rows: Iterable[tuple[bytes, bytes]]) -> Counter[str]:
+        """Replace the index with the timers found in ``rows`` (key, CustomerState bytes).
+
+        Returns the live journey instances per journey in those rows: every live instance
+        holds a timer, so rows without timers hold no instance and are not even parsed.
+        """
         self.clear()
+        live: Counter[str] = Counter()
         for _key, raw in rows:
             if b'"timers"' not in raw:  # cheap skip: empty timers are not serialised
                 continue
             state = CustomerState.from_bytes(raw)
             for timer in state.timers.values():
                 self.schedule(state.key, timer.timer_id, timer.due)
+            live.update(instance.journey_id for instance in state.instances.values())
+        return live
 
 
 def _active_partitions(runtime: Runtime) -> set[int]:
@@ -116,7 +130,11 @@ def install(runtime: Runtime) -> None:
             for key, raw in list(runtime.customers.data.items())
             if raw and partition_of(key, partitions) in owned
         )
-        index.rebuild(rows)
+        live = index.rebuild(rows)
+        M.journey_live_instances.clear()
+        for journey_id, count in live.items():
+            M.journey_live_instances.labels(journey_id).set(count)
+        M.timers_pending.set(len(index))
         log.info("timer index rebuilt: %d pending in partitions %s", len(index), sorted(owned))
         ready.set()
 
@@ -132,6 +150,9 @@ def install(runtime: Runtime) -> None:
     async def _fire_due() -> None:
         if not ready.is_set() or app.rebalancing:
             return
-        for key, timer_id, due in index.pop_due(utcnow()):
+        now = utcnow()
+        for key, timer_id, due in index.pop_due(now):
             event = timer_fired_event(key, timer_id, due)
             await runtime.topics.customer_events.send(key=key.encode(), value=event.to_json())
+            M.timer_lag_seconds.observe((now - due).total_seconds())
+        M.timers_pending.set(len(index))

@@ -63,11 +63,12 @@ class DemoCustomer:
             }
             return source, self._envelope("signed_up", source, now, traits=traits)
         if roll < 0.45:
-            return source, self._envelope("product_viewed", source, now, sku=rng.choice(PRODUCTS))
+            product = rng.choice(PRODUCTS)
+            return source, self._envelope("product_viewed", source, now, product_id=product)
         if roll < 0.70:
             sku = rng.choice(PRODUCTS)
             self.cart.append(sku)
-            items = [{"sku": s, "qty": 1, "price": 49.0} for s in self.cart]
+            items = [{"product_id": s, "quantity": 1, "price": 49.0} for s in self.cart]
             return source, self._envelope("cart_updated", source, now, items=items)
         if roll < 0.80 and self.cart and self.customer_id:
             order = {"order_id": f"o-{self.number}-{self.seq}", "total": 49.0 * len(self.cart)}

@@ -63,6 +63,11 @@ class Stack:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    @property
+    def redis_prefix(self) -> str:
+        """Each test's own Redis keys: dedup records must not leak between tests."""
+        return self.prefix.replace(".", ":")
+
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
         env.update(
@@ -75,6 +80,7 @@ class Stack:
             OMNISTREAM_REBALANCE_TIMEOUT_S="3",
             OMNISTREAM_SESSION_TIMEOUT_S="6",
             OMNISTREAM_PARTITIONS="4",
+            OMNISTREAM_CHANNELS_REDIS_PREFIX=self.redis_prefix,
         )
         env.update(extra)
         return env
@@ -110,7 +116,9 @@ def start_worker(stack: Stack) -> Iterator[Callable[..., Worker]]:
     def start(name: str = "w0", ready_timeout: float = 60.0, **extra_env: str) -> Worker:
         port = devstack.free_port()
         data_dir = stack.tmp / name
-        env = stack.env(OMNISTREAM_WEB_PORT=str(port), OMNISTREAM_DATA_DIR=str(data_dir), **extra_env)
+        env = stack.env(
+            OMNISTREAM_WEB_PORT=str(port), OMNISTREAM_DATA_DIR=str(data_dir), **extra_env
+        )
         log_path = stack.tmp / f"{name}.log"
         proc, log = devstack.spawn(
             name, [sys.executable, "-m", "omnistream", "worker"], log_path=log_path, env=env

@@ -73,7 +73,9 @@ def test_dev_runs_reports_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     time.sleep(0.5)
-    leftovers = processes_mentioning(str(log_dir)) + [
-        pid for port in ports for pid in processes_mentioning(f"127.0.0.1:{port}")
-    ] + [pid for port in ports for pid in processes_mentioning(f"--port\x00{port}")]
+    leftovers = (
+        processes_mentioning(str(log_dir))
+        + [pid for port in ports for pid in processes_mentioning(f"127.0.0.1:{port}")]
+        + [pid for port in ports for pid in processes_mentioning(f"--port\x00{port}")]
+    )
     assert leftovers == [], f"orphans: {leftovers}"

@@ -31,7 +31,7 @@ steps:
     content:
       email:
         subject: "Order {{ event.properties.order_id }}"
-        body: "Thanks {{ profile.traits.first_name }}, we got order {{ event.properties.order_id }}."
+        body: "Thanks {{ profile.traits.first_name }}, order {{ event.properties.order_id }}."
 """
 
 
@@ -119,7 +119,7 @@ def test_events_in_one_send_out_and_dlq(stack: Stack, start_worker: Callable[...
     (delivered,) = sends
     assert delivered["channel"] == "email"
     assert delivered["to"] == "ada@example.com"
-    assert delivered["body"] == "Thanks Ada, we got order o-1."
+    assert delivered["body"] == "Thanks Ada, order o-1."
     assert delivered["subject"] == "Order o-1"
 
     text = worker.metrics()

@@ -68,6 +68,8 @@ def test_round_trip_through_json() -> None:
         (raw(event_id=12), "invalid", "event_id"),
         (raw(properties=[1]), "invalid", "properties"),
         (orjson.dumps({**VALID, "surprise": 1}), "invalid", "surprise"),
+        (raw(customer_id="email:abc"), "invalid", "must not start with"),
+        (raw(customer_id="anon:cookie"), "invalid", "must not start with"),
     ],
 )
 def test_bad_payloads_have_precise_reasons(payload: bytes, reason: str, fragment: str) -> None:
@@ -118,9 +120,14 @@ def test_schema_describes_required_fields() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=30,
 )
 

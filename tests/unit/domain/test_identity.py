@@ -64,7 +64,10 @@ def test_traits_of_other_event_types_are_not_identifiers() -> None:
         ({"customer_id": "c1", "anonymous_id": "d"}, "c1"),
         ({"anonymous_id": "d"}, "anon:d"),
         ({"anonymous_id": "d", "context": {"identifiers": {"phone": "+447700900123"}}}, PHONE),
-        ({"customer_id": "email:abc"}, "email:abc"),  # a system event addressed to a row key
+        (
+            {"customer_id": "email:abc", "source": "omnistream"},
+            "email:abc",
+        ),  # a system event addressed to a row key
     ],
 )
 def test_route_key(kwargs: dict[str, object], expected: str) -> None:
@@ -333,9 +336,33 @@ def test_forget_lists_aliases_timers_journeys_and_redis_keys() -> None:
         ("browse", "forgotten"),
         ("cart", "forgotten"),
     }
-    assert plan.redis_patterns == ["omni:*:c1", "omni:*:c1:*"]
+    assert plan.redis_patterns == ["omni:*:{c1}", "omni:*:{c1}:*"]
 
 
 def test_forget_escapes_glob_characters_in_keys() -> None:
     plan = forget(CustomerState(key="c[1]*"))
-    assert plan.redis_patterns[0] == "omni:*:c\\[1\\]\\*"
+    assert plan.redis_patterns[0] == "omni:*:{c\\[1\\]\\*}"
+
+
+def test_merge_keeps_both_sides_recent_events_in_time_order_once() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from omnistream.domain.state import RECENT_EVENTS, CustomerState, EventSummary
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def summaries(prefix: str, minutes: range) -> list[EventSummary]:
+        return [
+            EventSummary(event_id=f"{prefix}{m}", type="t", source="site",
+                         timestamp=t0 + timedelta(minutes=m))
+            for m in minutes
+        ]  # fmt: skip
+
+    known = CustomerState(key="c1", recent_events=summaries("k", range(0, 12, 2)))
+    anon = CustomerState(key="anon:a", recent_events=summaries("a", range(1, 12, 2)))
+    merged = merge(known, anon).state.recent_events
+    assert len(merged) == RECENT_EVENTS
+    assert [e.timestamp for e in merged] == sorted(e.timestamp for e in merged)
+    assert merged[-1].event_id == "a11"
+    again = merge(merge(known, anon).state, anon).state.recent_events
+    assert again == merged  # idempotent

@@ -1,0 +1,132 @@
+"""Identity messages on the customer topic: claims, releases and merges (docs/identity.md).
+
+Every message is keyed by the row it changes, so only the owner of that key's partition writes
+``customers[K]`` and ``aliases[K]``. The rules themselves are pure (``domain/identity.py``);
+this module reads and writes the two tables and produces the follow-up messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from omnistream.channels.settings import ChannelSettings
+from omnistream.domain.identity import (
+    Claim,
+    MergeRequest,
+    Release,
+    decide_claim,
+    decide_release,
+    forget,
+    merge,
+)
+from omnistream.domain.state import CustomerState
+from omnistream.observability.metrics import M
+
+if TYPE_CHECKING:
+    from omnistream.runtime.app import Runtime
+
+__all__ = ["alias_of", "forget_customer", "is_identity_message", "on_message", "publish"]
+
+log = logging.getLogger(__name__)
+
+_PREFIX = b'{"kind":"'
+
+
+def is_identity_message(raw: bytes) -> bool:
+    """Identity messages are serialised with ``kind`` first; events never carry ``kind``."""
+    return raw.startswith(_PREFIX)
+
+
+def alias_of(runtime: Runtime, key: bytes) -> str | None:
+    raw = runtime.aliases.get(key)
+    return raw.decode() if raw else None
+
+
+async def publish(runtime: Runtime, claims: list[Claim], releases: list[Release]) -> None:
+    messages: list[Claim | Release] = [*claims, *releases]
+    for message in messages:
+        await runtime.topics.customer_events.send(
+            key=message.identifier.encode(), value=message.model_dump_json().encode()
+        )
+
+
+def _delete_row(runtime: Runtime, key: bytes) -> None:
+    if key in runtime.customers:
+        del runtime.customers[key]
+    runtime.timers.drop_customer(key.decode())
+
+
+async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> None:
+    from omnistream.runtime.ingest import dead_letter
+
+    try:
+        if raw.startswith(b'{"kind":"claim"'):
+            await _on_claim(runtime, key, Claim.model_validate_json(raw))
+        elif raw.startswith(b'{"kind":"release"'):
+            _on_release(runtime, key, Release.model_validate_json(raw))
+        elif raw.startswith(b'{"kind":"merge"'):
+            await _on_merge(runtime, key, MergeRequest.model_validate_json(raw))
+        else:
+            await dead_letter(runtime, message, "unknown_kind", raw[:60].decode(errors="replace"))
+    except ValidationError as exc:
+        await dead_letter(runtime, message, "invalid_identity_message", str(exc)[:500])
+
+
+async def _on_claim(runtime: Runtime, key: bytes, claim: Claim) -> None:
+    from omnistream.runtime.customers import load_row
+
+    decision = decide_claim(alias_of(runtime, key), load_row(runtime, key), claim)
+    M.identity_messages.labels("claim", "accepted" if decision.accepted else "refused").inc()
+    if not decision.accepted:
+        return
+    if decision.alias is not None:
+        runtime.aliases[key] = decision.alias.encode()
+    if decision.handover is not None:
+        handover = decision.handover
+        await runtime.topics.customer_events.send(
+            key=handover.into.encode(), value=handover.model_dump_json().encode()
+        )
+        _delete_row(runtime, key)
+
+
+def _on_release(runtime: Runtime, key: bytes, release: Release) -> None:
+    delete_alias, delete_row = decide_release(alias_of(runtime, key), release)
+    M.identity_messages.labels("release", "forget" if release.forget else "release").inc()
+    if delete_alias and key in runtime.aliases:
+        del runtime.aliases[key]
+    if delete_row:
+        _delete_row(runtime, key)
+
+
+async def _on_merge(runtime: Runtime, key: bytes, request: MergeRequest) -> None:
+    from omnistream.runtime.customers import execute, load_row
+
+    known = load_row(runtime, key) or CustomerState(key=key.decode())
+    result = merge(known, request.state)
+    M.identity_messages.labels("merge", "again" if result.already_merged else "merged").inc()
+    runtime.customers[key] = result.state.to_bytes()
+    await execute(runtime, result.commands)
+    await publish(runtime, result.claims, result.releases)
+
+
+async def forget_customer(runtime: Runtime, key: bytes) -> None:
+    """Right to erasure: row, identity links, pending timers, Redis keys, journeys."""
+    from omnistream.runtime.customers import execute, load_row
+
+    state = load_row(runtime, key)
+    if state is None:  # nothing (left) to forget; a redelivered request creates nothing
+        return
+    plan = forget(state, prefix=ChannelSettings().redis_prefix.rstrip(":"))
+    await execute(runtime, [*plan.cancel, *plan.exits])
+    await publish(runtime, [], plan.releases)
+    _delete_row(runtime, key)
+    deleted = 0
+    redis = runtime.require_redis()
+    for pattern in plan.redis_patterns:
+        async for redis_key in redis.scan_iter(match=pattern, count=500):
+            deleted += int(await redis.delete(redis_key))
+    M.identity_messages.labels("forget", "done").inc()
+    log.info("customer forgotten: %d aliases released, %d redis keys", len(plan.releases), deleted)

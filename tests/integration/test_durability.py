@@ -1,0 +1,167 @@
+"""No wait lost, no timer fired twice into a second send: crashes, rebalances and replays on the
+real broker and Redis. Each test prints its figures: produced, expected, seen, duplicates, lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from .conftest import Stack, Worker, wait_until
+from .test_walking_skeleton import counter
+
+pytestmark = [pytest.mark.integration]
+
+WAIT_S = 8
+JOURNEY = f"""
+id: delayed_thanks
+name: Delayed thanks
+trigger: {{event: order_placed}}
+entry: {{reentry: always, max_instances: 5}}
+steps:
+  - id: pause
+    type: wait
+    duration: {WAIT_S}s
+    next: thanks
+  - id: thanks
+    type: send
+    channels: [email]
+    category: transactional
+    content:
+      email: {{subject: "Thanks", body: "Order {{{{ trigger.properties.order_id }}}}"}}
+"""
+
+
+def envelope(event_id: str, type_: str, customer: str, **props: Any) -> bytes:
+    return orjson.dumps({
+        "event_id": event_id, "type": type_, "source": "app", "customer_id": customer,
+        "timestamp": datetime.now().astimezone().isoformat(), "properties": props,
+    })  # fmt: skip
+
+
+def customer_events(n: int, order: int = 0) -> list[bytes]:
+    customer = f"c-{n}"
+    return [
+        envelope(f"{customer}-signup", "signed_up", customer,
+                 traits={"email": f"{customer}@example.com"}),
+        envelope(f"{customer}-o{order}", "order_placed", customer, order_id=f"{customer}-o{order}"),
+    ]  # fmt: skip
+
+
+async def produce(stack: Stack, records: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker_url.removeprefix("kafka://"))
+    await producer.start()
+    try:
+        for value in records:
+            key = orjson.loads(value)["customer_id"].encode()
+            await producer.send(stack.topic("events.app"), value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def report(stack: Stack, expected: set[str], produced: int) -> tuple[Counter[str], set[str]]:
+    """Sends per order id seen at the provider; prints the figures every test states."""
+    seen = Counter(str(line["body"]).removeprefix("Order ") for line in stack.sends())
+    duplicates = sum(n - 1 for n in seen.values() if n > 1)
+    lost = expected - set(seen)
+    print(
+        f"\nproduced={produced} expected_sends={len(expected)} seen_sends={sum(seen.values())} "
+        f"duplicates={duplicates} lost={len(lost)}"
+    )
+    return seen, lost
+
+
+def assert_on_time(stack: Stack) -> None:
+    """Every send went out at or after its wait's due time (the timer_fired timestamp)."""
+    for line in stack.sends():
+        sent = datetime.fromisoformat(str(line["sent_at"]))
+        due = datetime.fromisoformat(str(line["caused_at"]))
+        assert sent >= due, line
+
+
+@pytest.mark.timeout(240)
+def test_kill_9_during_waits_loses_no_wait_and_sends_each_once(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    (stack.journeys_dir / "thanks.yaml").write_text(JOURNEY)
+    first = start_worker("w1")
+    customers = 30
+    records = [r for n in range(customers) for r in customer_events(n)]
+    asyncio.run(produce(stack, records))
+    wait_until(
+        lambda: counter(first.metrics(), "omnistream_timers_pending") == customers,
+        30,
+        "every customer to be waiting",
+    )
+    first.proc.kill()  # kill -9: no commit, no goodbye
+    first.proc.wait(10)
+    assert stack.sends() == []  # nobody was due yet
+
+    second = start_worker("w2", ready_timeout=90)
+    expected = {f"c-{n}-o0" for n in range(customers)}
+    wait_until(lambda: len(stack.sends()) >= customers, 90, "all delayed sends")
+    time.sleep(2)  # anything extra would show up now
+    seen, lost = report(stack, expected, len(records))
+    assert lost == set()
+    assert set(seen) == expected
+    assert all(n == 1 for n in seen.values()), seen
+    assert_on_time(stack)
+    assert counter(second.metrics(), "omnistream_timers_pending") == 0
+
+
+@pytest.mark.timeout(300)
+def test_workers_joining_and_leaving_lose_nothing_and_duplicate_nothing(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    (stack.journeys_dir / "thanks.yaml").write_text(JOURNEY)
+    first = start_worker("w1")
+    waves = 4
+    per_wave = 15
+    produced = 0
+    second: Worker | None = None
+    for wave in range(waves):
+        records = [r for n in range(wave * per_wave, (wave + 1) * per_wave)
+                   for r in customer_events(n)]  # fmt: skip
+        asyncio.run(produce(stack, records))
+        produced += len(records)
+        if wave == 0:
+            second = start_worker("w2", ready_timeout=90)  # rebalance while timers run
+        elif wave == 2:
+            assert second is not None
+            second.proc.kill()  # and a crash of the newcomer
+        time.sleep(3)
+    expected = {f"c-{n}-o0" for n in range(waves * per_wave)}
+    wait_until(lambda: len(stack.sends()) >= len(expected), 150, "every send after the churn")
+    time.sleep(3)
+    seen, lost = report(stack, expected, produced)
+    assert lost == set()
+    assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n > 1}
+    assert_on_time(stack)
+    assert first.proc.poll() is None
+
+
+@pytest.mark.timeout(180)
+def test_replayed_events_change_nothing_the_second_time(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    (stack.journeys_dir / "thanks.yaml").write_text(JOURNEY)
+    worker = start_worker()
+    records = [r for n in range(10) for r in customer_events(n)]
+    asyncio.run(produce(stack, records))
+    asyncio.run(produce(stack, records))  # the producer retried everything
+    wait_until(lambda: len(stack.sends()) >= 10, 60, "the delayed sends")
+    time.sleep(WAIT_S / 2)
+    seen, lost = report(stack, {f"c-{n}-o0" for n in range(10)}, 2 * len(records))
+    assert lost == set()
+    assert all(n == 1 for n in seen.values()), seen
+    text = worker.metrics()
+    assert counter(text, "omnistream_events_duplicate_total") == len(records)
+    assert counter(text, "omnistream_journey_entries_total", journey="delayed_thanks") == 10
