@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency figures measured in one run on the embedded stack."""

@@ -1,0 +1,103 @@
+"""`make bench` / `python -m benchmarks [--quick]`: every figure in one run, printed and saved.
+
+Starts the embedded broker and Redis once; each section reports medians of repeated runs.
+Nothing here asserts a time: it measures and prints. CI does not run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omnistream import devstack
+from omnistream.clock import utcnow
+
+SECTIONS = ["baselines", "pipeline", "engine", "channels", "state"]
+
+
+def _section(name: str, broker: str, redis: str, workdir: Path, quick: bool) -> dict[str, Any]:
+    module = importlib.import_module(f"benchmarks.bench_{name}")
+    if name in ("baselines",):
+        result: dict[str, Any] = module.run(broker, workdir, quick=quick)
+    elif name == "pipeline":
+        result = module.run(broker, redis, workdir, quick=quick)
+    else:
+        result = module.run(quick=quick)
+    return result
+
+
+def _ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    base = results.get("baselines", {})
+    pipe = results.get("pipeline", {})
+    engine = results.get("engine", {})
+    ratios: dict[str, float] = {}
+    rate = pipe.get("pipeline_1_worker_per_s")
+    if rate and base.get("faust_noop_agent_per_s"):
+        ratios["pipeline / faust no-op"] = rate / base["faust_noop_agent_per_s"]
+    if rate and base.get("raw_aiokafka_consume_per_s"):
+        ratios["pipeline / raw aiokafka"] = rate / base["raw_aiokafka_consume_per_s"]
+    if rate and pipe.get("pipeline_2_workers_per_s"):
+        ratios["2 workers / 1 worker"] = pipe["pipeline_2_workers_per_s"] / rate
+    if rate and engine.get("engine_events_per_s"):
+        ratios["pure engine / pipeline"] = engine["engine_events_per_s"] / rate
+    return ratios
+
+
+def _print(results: dict[str, dict[str, Any]], ratios: dict[str, float]) -> None:
+    print()
+    print(f"{'section':<10} {'figure':<40} {'value':>14}")
+    print("-" * 66)
+    for section, figures in results.items():
+        for name, value in figures.items():
+            if isinstance(value, float | int) and not isinstance(value, bool):
+                print(f"{section:<10} {name:<40} {value:>14,.1f}")
+    print("-" * 66)
+    for name, value in ratios.items():
+        print(f"{'ratio':<10} {name:<40} {value:>14.3f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, one repeat")
+    parser.add_argument("--only", choices=SECTIONS, action="append")
+    parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args()
+    sections = args.only or SECTIONS
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="omnistream-bench-"))
+    with devstack.embedded(workdir) as (broker, redis):
+        for name in sections:
+            print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            try:
+                results[name] = _section(name, broker.url, redis.url, workdir, args.quick)
+            except Exception:  # one broken section must not hide the others' figures
+                errors[name] = traceback.format_exc()
+                print(errors[name], file=sys.stderr)
+            print(f"[bench] {name} done in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    ratios = _ratios(results)
+    _print(results, ratios)
+    report = {
+        "measured_at": utcnow().isoformat(),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "quick": args.quick,
+        "results": results,
+        "ratios": ratios,
+        "errors": errors,
+    }
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

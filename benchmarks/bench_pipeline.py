@@ -1,0 +1,231 @@
+"""The whole pipeline on the embedded broker and Redis, with worker processes as in production.
+
+Sustained rate: the source topics are pre-filled with demo traffic (a separate producer, as a
+backend would), then workers drain them: ingest -> customer agent (profile + 20 journeys) ->
+send commands -> channel agents (dedup, caps) -> `log` provider. The rate is counted from the
+workers' own /metrics. Latency: the same pipeline fed at half that rate; event->provider latency
+is read per message from the provider's output (``sent_at - caused_at``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import median, produce_bulk
+from omnistream import devstack
+from omnistream.clock import utcnow
+from omnistream.dev import fetch, wait_ready
+from omnistream.sources.demo import demo_events
+
+__all__ = ["run"]
+
+REPO = Path(__file__).resolve().parents[1]
+FILLER = """
+id: filler_{n}
+name: Filler {n}
+trigger: {{event: rare_event_{n}}}
+steps:
+  - id: send
+    type: send
+    channels: [email]
+    content:
+      email: {{subject: "x", body: "filler {n}"}}
+"""
+
+
+@dataclass
+class Fleet:
+    procs: list[subprocess.Popen[bytes]]
+    urls: list[str]
+    sends_path: Path
+    prefix: str
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            devstack.EmbeddedServer("worker", proc, "", 0).stop()
+
+    def totals(self) -> tuple[float, float, float]:
+        """(customer inputs of kind event, send commands, send outcomes) over all workers."""
+        inputs = commands = outcomes = 0.0
+        for url in self.urls:
+            _, text = fetch(f"{url}/metrics")
+            for line in text.splitlines():
+                if line.startswith('omnistream_customer_inputs_total{kind="event"}'):
+                    inputs += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("omnistream_send_commands_total{"):
+                    commands += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("omnistream_sends_total{"):
+                    outcomes += float(line.rsplit(" ", 1)[1])
+        return inputs, commands, outcomes
+
+
+def journeys_dir(workdir: Path, total: int = 20) -> Path:
+    """The sample journeys plus filler journeys on rare events, to reach ``total`` active."""
+    target = workdir / "journeys"
+    target.mkdir(parents=True, exist_ok=True)
+    samples = sorted((REPO / "journeys").glob("*.yaml"))
+    count = 0
+    for path in samples:
+        (target / path.name).write_text(path.read_text())
+        count += path.name != "policies.yaml"
+    for n in range(max(0, total - count)):
+        (target / f"filler_{n}.yaml").write_text(FILLER.format(n=n))
+    return target
+
+
+_run_ids = itertools.count()
+
+
+def start_fleet(broker: str, redis: str, workdir: Path, workers: int) -> Fleet:
+    run = f"b{os.getpid()}x{next(_run_ids)}"
+    sends = workdir / f"{run}-sends.jsonl"
+    journeys = journeys_dir(workdir)
+    procs, urls = [], []
+    for n in range(workers):
+        port = devstack.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
+        env.update(
+            OMNISTREAM_BROKER=broker, OMNISTREAM_REDIS_URL=redis, OMNISTREAM_TOPIC_PREFIX=f"{run}.",
+            OMNISTREAM_APP_ID=run, OMNISTREAM_JOURNEYS_DIR=str(journeys),
+            OMNISTREAM_PROVIDER_LOG_PATH=str(sends), OMNISTREAM_WEB_PORT=str(port),
+            OMNISTREAM_DATA_DIR=str(workdir / f"{run}-w{n}"), OMNISTREAM_LOG_LEVEL="WARNING",
+            OMNISTREAM_REBALANCE_TIMEOUT_S="3", OMNISTREAM_SESSION_TIMEOUT_S="6",
+            OMNISTREAM_PARTITIONS="4",
+        )  # fmt: skip
+        proc, _log = devstack.spawn(
+            f"w{n}", [sys.executable, "-m", "omnistream", "worker"],
+            log_path=workdir / f"{run}-w{n}.log", env=env,
+        )  # fmt: skip
+        procs.append(proc)
+        urls.append(f"http://127.0.0.1:{port}")
+    fleet = Fleet(procs, urls, sends, f"{run}.")
+    try:
+        for proc, url in zip(procs, urls, strict=True):
+            wait_ready(url, proc, timeout=120)
+        time.sleep(1.0 if workers > 1 else 0.0)  # let the group settle after the last join
+    except BaseException:
+        fleet.stop()
+        raise
+    return fleet
+
+
+def demo_records(count: int, customers: int) -> Iterator[tuple[str, bytes]]:
+    return itertools.islice(demo_events(customers, seed=11, clock=utcnow), count)
+
+
+async def prefill(broker: str, prefix: str, count: int, customers: int) -> int:
+    """Produce ``count`` demo records; returns how many were valid."""
+    by_source: dict[str, list[tuple[bytes | None, bytes]]] = {}
+    valid = 0
+    for source, raw in demo_records(count, customers):
+        key = None
+        try:
+            env = orjson.loads(raw)
+            if isinstance(env, dict) and "event_id" in env and "timestamp" in env:
+                valid += 1
+                key = str(env.get("customer_id") or env.get("anonymous_id")).encode()
+        except orjson.JSONDecodeError:
+            pass
+        by_source.setdefault(source, []).append((key, raw))
+    for source, records in by_source.items():
+        await produce_bulk(broker, f"{prefix}events.{source}", records)
+    return valid
+
+
+def sustained_rate(broker: str, redis: str, workdir: Path, workers: int, count: int) -> float:
+    fleet = start_fleet(broker, redis, workdir, workers)
+    try:
+        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000))
+        started = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            inputs, commands, outcomes = fleet.totals()
+            now = time.perf_counter()
+            if started is None and inputs > 0:
+                started, first = now, inputs
+            if inputs >= valid and outcomes >= commands:
+                assert started is not None
+                return (inputs - first) / max(now - started, 1e-9)
+            time.sleep(0.1)
+        raise RuntimeError("pipeline did not drain in time")
+    finally:
+        fleet.stop()
+
+
+def latency_at(
+    broker: str, redis: str, workdir: Path, rate: float, seconds: float
+) -> dict[str, float]:
+    fleet = start_fleet(broker, redis, workdir, 1)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
+        env.update(OMNISTREAM_BROKER=broker, OMNISTREAM_TOPIC_PREFIX=fleet.prefix)
+        limit = int(rate * seconds)
+        subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "omnistream", "demo-traffic", "--rate", str(rate),
+             "--limit", str(limit), "--customers", "5000", "--seed", "13"],
+            env=env, check=True, capture_output=True, timeout=seconds * 3 + 60,
+        )  # fmt: skip
+        time.sleep(3.0)  # let the tail drain
+        latencies = []
+        for line in fleet.sends_path.read_bytes().splitlines():
+            record = orjson.loads(line)
+            if "sent_at" in record and "caused_at" in record:
+                sent = _ts(record["sent_at"]) - _ts(record["caused_at"])
+                latencies.append(sent)
+        latencies.sort()
+        if not latencies:
+            return {"latency_samples": 0.0}
+
+        def pick(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+        return {
+            "latency_samples": float(len(latencies)),
+            "latency_p50_ms": pick(0.50) * 1000,
+            "latency_p95_ms": pick(0.95) * 1000,
+            "latency_p99_ms": pick(0.99) * 1000,
+        }
+    finally:
+        fleet.stop()
+
+
+def _ts(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).timestamp()
+
+
+def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
+    count = 20_000 if quick else 60_000
+    repeats = 1 if quick else 3
+    one = [sustained_rate(broker, redis, workdir, 1, count) for _ in range(repeats)]
+    two = [sustained_rate(broker, redis, workdir, 2, count) for _ in range(repeats)]
+    rate = median(one)
+    results: dict[str, Any] = {
+        "pipeline_1_worker_per_s": rate,
+        "pipeline_2_workers_per_s": median(two),
+        "pipeline_runs_1": one,
+        "pipeline_runs_2": two,
+        "latency_rate_per_s": rate / 2,
+    }
+    results.update(latency_at(broker, redis, workdir, rate / 2, 10 if quick else 30))
+    return results
+
+
+if __name__ == "__main__":
+    import json
+    import tempfile
+
+    with devstack.embedded() as (b, r):
+        print(json.dumps(run(b.url, r.url, Path(tempfile.mkdtemp()), quick=True), indent=2))
