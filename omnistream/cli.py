@@ -46,6 +46,10 @@ def worker() -> None:
 
     settings = Settings()
     setup_logging(settings.log_level)
+    if settings.event_loop == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")  # before the app exists, so Faust and aiokafka run on it
     catalog = _load_catalog_or_exit(settings.journeys_dir)
     runtime = build_runtime(settings, catalog)
     faust.Worker(

@@ -109,6 +109,7 @@ def worker_env(
         OMNISTREAM_DATA_DIR=str(data_dir),
         OMNISTREAM_REBALANCE_TIMEOUT_S="3",
         OMNISTREAM_SESSION_TIMEOUT_S="6",
+        OMNISTREAM_FETCH_MAX_WAIT_MS="10",  # Tansu holds fetches for the whole wait
         OMNISTREAM_LOG_FORMAT=env.get("OMNISTREAM_LOG_FORMAT", "text"),
         OMNISTREAM_PROVIDER_LOG_PATH=str(data_dir.parent / "sends.jsonl"),
     )

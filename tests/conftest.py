@@ -11,8 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from omnistream import devstack
+
+# Property tests run next to integration tests that keep both cores busy: generation speed is
+# then a property of the machine's load, not of the code, so that health check is off.
+settings.register_profile("omnistream", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("omnistream")
 
 
 @pytest.fixture(scope="session")

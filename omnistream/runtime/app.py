@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from omnistream.config import Settings
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
+from omnistream.runtime import transport
 from omnistream.runtime.timers import TimerIndex
 
 __all__ = ["Runtime", "Topics", "build_runtime"]
@@ -57,9 +58,11 @@ def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any
     """The Faust app; Kafka TLS/SASL come from ``OMNISTREAM_KAFKA_*`` (see ``KafkaSecurity``)."""
     session = settings.session_timeout_s
     security = security if security is not None else KafkaSecurity()
-    return faust.App(
+    transport.register()
+    app = faust.App(
         settings.app_id,
         broker=settings.broker,
+        broker_consumer=transport.consumer_url(settings.broker),
         store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -79,6 +82,8 @@ def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any
         table_standby_replicas=settings.standby_replicas,
         **security.faust_kwargs(),
     )
+    app.omnistream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    return app
 
 
 def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:

@@ -79,6 +79,7 @@ class Stack:
             OMNISTREAM_PROVIDER_LOG_PATH=str(self.sends_path),
             OMNISTREAM_REBALANCE_TIMEOUT_S="3",
             OMNISTREAM_SESSION_TIMEOUT_S="6",
+            OMNISTREAM_FETCH_MAX_WAIT_MS="10",
             OMNISTREAM_PARTITIONS="4",
             OMNISTREAM_CHANNELS_REDIS_PREFIX=self.redis_prefix,
         )
@@ -139,10 +140,14 @@ def start_worker(stack: Stack) -> Iterator[Callable[..., Worker]]:
         worker.stop()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str]
+) -> None:
+    """Poll ``predicate``; on timeout fail with ``what`` (a callable is evaluated only then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    description = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {description}")

@@ -139,7 +139,14 @@ def test_workers_joining_and_leaving_lose_nothing_and_duplicate_nothing(
             second.proc.kill()  # and a crash of the newcomer
         time.sleep(3)
     expected = {f"c-{n}-o0" for n in range(waves * per_wave)}
-    wait_until(lambda: len(stack.sends()) >= len(expected), 150, "every send after the churn")
+    wait_until(
+        lambda: len(stack.sends()) >= len(expected),
+        150,
+        lambda: (
+            f"every send after the churn; missing {sorted(report(stack, expected, produced)[1])}"
+            f"\n--- w1 ---\n{first.log_tail(20)}"
+        ),
+    )
     time.sleep(3)
     seen, lost = report(stack, expected, produced)
     assert lost == set()

@@ -97,7 +97,7 @@ def test_worker_observability(
     wait_until(
         lambda: CORE <= with_samples(worker.metrics()),
         60,
-        f"samples of {sorted(CORE - with_samples(worker.metrics()))}\n{worker.log_tail()}",
+        lambda: f"samples of {sorted(CORE - with_samples(worker.metrics()))}\n{worker.log_tail()}",
     )
     text = worker.metrics()
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnistream.domain.events import (
@@ -132,7 +132,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200))
 def test_random_bytes_never_raise_anything_but_event_error(payload: bytes) -> None:
     try:
@@ -142,7 +142,7 @@ def test_random_bytes_never_raise_anything_but_event_error(payload: bytes) -> No
         assert exc.detail
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from([*VALID, "customer_id", "context", "x"]), json_values))
 def test_random_envelopes_either_parse_or_say_why(data: dict[str, Any]) -> None:
     try:
@@ -154,7 +154,7 @@ def test_random_envelopes_either_parse_or_say_why(data: dict[str, Any]) -> None:
         assert event.customer_id is not None or event.anonymous_id is not None
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(list(VALID)), json_values)
 def test_one_field_mutated(field: str, value: Any) -> None:
     data = {**VALID, field: value}

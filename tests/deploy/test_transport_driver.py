@@ -1,0 +1,31 @@
+"""The worker's Faust app runs our transport driver with the configured fetch wait.
+
+Here rather than in tests/unit: building a Faust app makes event loops, which this folder's
+conftest closes after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def test_the_worker_consumer_uses_our_driver_and_fetch_wait() -> None:
+    import aiokafka
+
+    from omnistream.config import Settings
+    from omnistream.runtime.app import _faust_app
+    from omnistream.runtime.transport import Consumer
+
+    app = _faust_app(Settings(app_id="fetch-test", fetch_max_wait_ms=7))
+    assert isinstance(app.consumer, Consumer)
+
+    async def build() -> tuple[type, int]:  # aiokafka wants a running loop; nothing connects
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return type(consumer), consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    kind, wait_ms = asyncio.run(build())
+    assert issubclass(kind, aiokafka.AIOKafkaConsumer)
+    assert wait_ms == 7
