@@ -234,7 +234,7 @@ def _ts(value: str) -> float:
 
 
 def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
-    count = 20_000 if quick else 60_000
+    count = 20_000 if quick else 40_000
     repeats = 1 if quick else 3
     one = [sustained_rate(broker, redis, workdir, 1, count) for _ in range(repeats)]
     two = [sustained_rate(broker, redis, workdir, 2, count) for _ in range(repeats)]

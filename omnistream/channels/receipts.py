@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -63,8 +63,12 @@ class ReceiptHandler:
         *,
         prefix: str = "omni:",
         replay_ttl_s: int = 86400,
+        channels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._providers = dict(providers)
+        self._channels = {name: tuple(chs) for name, chs in (channels or {}).items()}
+        """Provider -> channels it serves: a receipt names its channel when that is unambiguous,
+        so the profile's per-channel engagement (and the best-channel choice) learns from it."""
         self._replay = replay
         self._prefix = prefix
         self._replay_ttl_ms = replay_ttl_s * 1000
@@ -106,8 +110,7 @@ class ReceiptHandler:
         claim = await self._replay.claim(key, uuid.uuid4().hex, self._replay_ttl_ms)
         return claim.status == "claimed"
 
-    @staticmethod
-    def _event(provider_name: str, receipt: Receipt, now: datetime) -> Event:
+    def _event(self, provider_name: str, receipt: Receipt, now: datetime) -> Event:
         if receipt.customer_key is None or receipt.send_id is None:
             raise ReceiptRejected(422, "receipt names no send")
         identity = hashlib.sha256(f"{provider_name}\x1f{receipt.replay_id}".encode()).hexdigest()
@@ -119,6 +122,9 @@ class ReceiptHandler:
         }
         if receipt.provider_message_id is not None:
             properties["provider_message_id"] = receipt.provider_message_id
+        served = self._channels.get(provider_name, ())
+        if "channel" not in properties and len(served) == 1:
+            properties["channel"] = served[0]
         try:
             return Event.model_validate(
                 {
@@ -143,8 +149,17 @@ def build_receipt_handler(settings: Settings, redis: aioredis.Redis) -> ReceiptH
     channel_settings = ChannelSettings()
     names = ChannelProviders()
     providers: dict[str, Provider] = {}
+    channels: dict[str, list[str]] = {}
     for channel in settings.channels:
         name = names.for_channel(channel)
-        if name is not None and name not in providers:
+        if name is None:
+            continue
+        channels.setdefault(name, []).append(channel)
+        if name not in providers:
             providers[name] = build_provider(name, settings, channel_settings)
-    return ReceiptHandler(providers, RedisDedupStore(redis), prefix=channel_settings.redis_prefix)
+    return ReceiptHandler(
+        providers,
+        RedisDedupStore(redis),
+        prefix=channel_settings.redis_prefix,
+        channels=channels,
+    )

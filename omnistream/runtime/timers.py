@@ -55,25 +55,36 @@ class TimerIndex:
 
     _heap: list[tuple[datetime, str, str]] = field(default_factory=list)
     _pending: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    _by_customer: dict[str, set[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def schedule(self, customer_key: str, timer_id: str, due: datetime) -> None:
         self._pending[(customer_key, timer_id)] = due
+        self._by_customer.setdefault(customer_key, set()).add(timer_id)
         heapq.heappush(self._heap, (due, customer_key, timer_id))
 
     def cancel(self, customer_key: str, timer_id: str) -> None:
-        self._pending.pop((customer_key, timer_id), None)
+        if self._pending.pop((customer_key, timer_id), None) is not None:
+            self._forget(customer_key, timer_id)
+
+    def _forget(self, customer_key: str, timer_id: str) -> None:
+        ids = self._by_customer.get(customer_key)
+        if ids is not None:
+            ids.discard(timer_id)
+            if not ids:
+                del self._by_customer[customer_key]
 
     def drop_customer(self, customer_key: str) -> None:
-        """Forget every timer of a deleted row (merged away or erased)."""
-        for pending in [p for p in self._pending if p[0] == customer_key]:
-            del self._pending[pending]
+        """Forget every timer of a deleted row (merged away or erased), in O(its timers)."""
+        for timer_id in self._by_customer.pop(customer_key, set()):
+            self._pending.pop((customer_key, timer_id), None)
 
     def clear(self) -> None:
         self._heap.clear()
         self._pending.clear()
+        self._by_customer.clear()
 
     def pop_due(self, now: datetime) -> list[tuple[str, str, datetime]]:
         """Remove and return (customer_key, timer_id, due) of every timer due at ``now``."""
@@ -82,6 +93,7 @@ class TimerIndex:
             when, key, timer_id = heapq.heappop(self._heap)
             if self._pending.get((key, timer_id)) == when:
                 del self._pending[(key, timer_id)]
+                self._forget(key, timer_id)
                 due.append((key, timer_id, when))
         return due
 

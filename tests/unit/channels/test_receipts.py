@@ -174,3 +174,24 @@ async def test_twilio_signature_covers_the_url(handler: ReceiptHandler) -> None:
             "twilio", headers, urlencode(form).encode(), T0, url=forged_url
         )
     assert caught.value.status == 401
+
+
+async def test_a_provider_serving_one_channel_names_it_on_its_receipts(
+    replay: DedupStore,
+) -> None:
+    import uuid
+
+    webhook = WebhookProvider("http://unused", SecretStr(SECRET))
+    single = ReceiptHandler(
+        {"webhook": webhook}, replay, prefix=f"t{uuid.uuid4().hex[:8]}:",
+        channels={"webhook": ["sms"]},
+    )  # fmt: skip
+    headers, body = signed([OPEN])
+    (event,) = await single.handle_webhook("webhook", headers, body, T0)
+    assert event.properties["channel"] == "sms"  # the profile counts the open on sms
+    shared = ReceiptHandler(
+        {"webhook": webhook}, replay, prefix=f"t{uuid.uuid4().hex[:8]}:",
+        channels={"webhook": ["sms", "viber"]},
+    )  # fmt: skip
+    (event,) = await shared.handle_webhook("webhook", headers, body, T0)
+    assert "channel" not in event.properties  # ambiguous: never guessed

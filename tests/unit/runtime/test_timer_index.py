@@ -72,3 +72,16 @@ def test_partition_of_matches_kafka_default_partitioner() -> None:
     partitioner = DefaultPartitioner()
     for key in (b"c-1", b"anon:xyz", b"customer-123456"):
         assert partition_of(key, 12) == partitioner(key, list(range(12)), list(range(12)))
+
+
+def test_drop_customer_forgets_only_that_customers_timers() -> None:
+    index = TimerIndex()
+    index.schedule("c1", "a", T0)
+    index.schedule("c1", "b", T0 + timedelta(seconds=1))
+    index.schedule("c2", "a", T0)
+    index.drop_customer("c1")
+    index.drop_customer("c1")  # twice is harmless
+    assert len(index) == 1
+    assert index.pop_due(T0 + timedelta(minutes=1)) == [("c2", "a", T0)]
+    index.schedule("c1", "c", T0)  # a fresh row of the same key starts clean
+    assert index.pop_due(T0) == [("c1", "c", T0)]
