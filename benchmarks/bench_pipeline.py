@@ -106,10 +106,12 @@ def journeys_dir(workdir: Path, total: int = 20) -> Path:
 _run_ids = itertools.count()
 
 
-def start_fleet(broker: str, redis: str, workdir: Path, workers: int) -> Fleet:
+def start_fleet(
+    broker: str, redis: str, workdir: Path, workers: int, journeys: Path | None = None
+) -> Fleet:
     run = f"b{os.getpid()}x{next(_run_ids)}"
     sends = workdir / f"{run}-sends.jsonl"
-    journeys = journeys_dir(workdir)
+    journeys = journeys if journeys is not None else journeys_dir(workdir)
     procs, urls = [], []
     for n in range(workers):
         port = devstack.free_port()
