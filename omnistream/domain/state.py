@@ -115,14 +115,6 @@ class CustomerState(BaseModel):
     seq: int = 0
     """Counter for deterministic instance ids within this row."""
 
-    def seen(self, event_id: str) -> bool:
-        return event_id in self.recent_event_ids
-
-    def remember(self, event_id: str) -> None:
-        self.recent_event_ids.append(event_id)
-        if len(self.recent_event_ids) > RECENT_EVENT_IDS:
-            del self.recent_event_ids[: len(self.recent_event_ids) - RECENT_EVENT_IDS]
-
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_defaults=True))
 

@@ -11,16 +11,15 @@ from the code: a test compares the committed file with :func:`render_markdown`.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import re
-import sys
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from omnistream.observability.generated import generated_file_main
 from omnistream.observability.metrics import M
 
 __all__ = [
@@ -144,24 +143,9 @@ def render_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m omnistream.observability.catalog")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write", action="store_true", help=f"rewrite {DOC_PATH}")
-    group.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    args = parser.parse_args(argv)
-    text = render_markdown()
-    if args.write:
-        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOC_PATH.write_text(text, encoding="utf-8")
-        return 0
-    if args.check:
-        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
-        if current != text:
-            print(f"{DOC_PATH} is stale: run {parser.prog} --write", file=sys.stderr)
-            return 1
-        return 0
-    sys.stdout.write(text)
-    return 0
+    return generated_file_main(
+        "python -m omnistream.observability.catalog", DOC_PATH, render_markdown, argv
+    )
 
 
 if __name__ == "__main__":

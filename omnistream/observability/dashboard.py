@@ -14,12 +14,12 @@ The panel table below keeps one panel per line, so it is exempt from the line-le
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from omnistream.observability.generated import generated_file_main
 
 __all__ = ["DASHBOARD_PATH", "build", "expressions", "main", "render"]
 
@@ -304,23 +304,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m omnistream.observability.dashboard")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--write", action="store_true", help=f"rewrite {DASHBOARD_PATH}")
-    group.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        DASHBOARD_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DASHBOARD_PATH.write_text(text, encoding="utf-8")
-    elif args.check:
-        current = DASHBOARD_PATH.read_text(encoding="utf-8") if DASHBOARD_PATH.exists() else ""
-        if current != text:
-            print(f"{DASHBOARD_PATH} is stale: run {parser.prog} --write", file=sys.stderr)
-            return 1
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_file_main(
+        "python -m omnistream.observability.dashboard", DASHBOARD_PATH, render, argv
+    )
 
 
 if __name__ == "__main__":

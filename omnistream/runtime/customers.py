@@ -92,19 +92,18 @@ async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> 
         return
     state = load_row(runtime, key) or CustomerState(key=key.decode())
     M.customer_inputs.labels(input_kind(event)).inc()
-    if state.seen(event.event_id):
-        M.events_duplicate.inc()
-        return
     try:
         new_state, commands = step(runtime.catalog, state, event, utcnow())
+        if new_state is state:  # the engine hands back the same row only for a repeated id
+            M.events_duplicate.inc()
+            return
         new_state, claims, releases = claims_for(new_state, event)
     except Exception as exc:  # the engine must never stop the worker
         log.exception("engine failed on event %s", event.event_id)
         M.engine_errors.labels(type(exc).__name__).inc()
         await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
         return
-    if new_state is not state:
-        runtime.customers[key] = new_state.to_bytes()
+    runtime.customers[key] = new_state.to_bytes()
     await execute(runtime, commands)
     await identity.publish(runtime, claims, releases)
 

@@ -146,7 +146,6 @@ def install(runtime: Runtime) -> None:
         M.journey_live_instances.clear()
         for journey_id, count in live.items():
             M.journey_live_instances.labels(journey_id).set(count)
-        M.timers_pending.set(len(index))
         log.info("timer index rebuilt: %d pending in partitions %s", len(index), sorted(owned))
         ready.set()
 
@@ -167,4 +166,3 @@ def install(runtime: Runtime) -> None:
             event = timer_fired_event(key, timer_id, due)
             await runtime.topics.customer_events.send(key=key.encode(), value=event.to_json())
             M.timer_lag_seconds.observe((now - due).total_seconds())
-        M.timers_pending.set(len(index))

@@ -92,16 +92,19 @@ def types(dispatch: Any) -> list[str]:
     return [event.type for event in dispatch.outcomes]
 
 
-def memory_dispatcher(time: FakeTime, providers: Mapping[str, Any], **settings: Any) -> Any:
-    """A Dispatcher on the in-memory stores with fake time and rand=0.5 (no caps unless given)."""
+def memory_dispatcher_and_dedup(
+    time: FakeTime, providers: Mapping[str, Any], caps: Any = None, **settings: Any
+) -> tuple[Any, Any]:
+    """A Dispatcher on the in-memory stores with fake time and rand=0.5, and its dedup store.
+
+    ``caps=None`` is the Dispatcher's own default policy.
+    """
     from omnistream.channels.dispatcher import Dispatcher
     from omnistream.channels.settings import ChannelSettings
-    from omnistream.policies.caps import CapsPolicy
     from omnistream.storage.memory import MemoryCapStore, MemoryDedupStore, MemoryRateLimiter
 
-    caps = settings.pop("caps", CapsPolicy(enabled=False))
     dedup = MemoryDedupStore(clock=time.monotonic)
-    return Dispatcher(
+    dispatcher = Dispatcher(
         providers=providers,
         dedup=dedup,
         caps_store=MemoryCapStore(dedup),
@@ -113,3 +116,12 @@ def memory_dispatcher(time: FakeTime, providers: Mapping[str, Any], **settings: 
         rand=lambda: 0.5,
         breakers={},
     )
+    return dispatcher, dedup
+
+
+def memory_dispatcher(time: FakeTime, providers: Mapping[str, Any], **settings: Any) -> Any:
+    """As ``memory_dispatcher_and_dedup``, with caps off unless given."""
+    from omnistream.policies.caps import CapsPolicy
+
+    caps = settings.pop("caps", CapsPolicy(enabled=False))
+    return memory_dispatcher_and_dedup(time, providers, caps, **settings)[0]

@@ -10,19 +10,20 @@ import pytest
 
 from omnistream.channels.dispatcher import Dispatcher
 from omnistream.channels.retry import CircuitBreaker
-from omnistream.channels.settings import ChannelSettings, RateLimit
+from omnistream.channels.settings import RateLimit
 from omnistream.domain.events import Event
 from omnistream.observability.metrics import REGISTRY
 from omnistream.policies.caps import CapsPolicy
 from omnistream.ports import Provider, ProviderError, ProviderResult
 from omnistream.providers.inbox import InboxProvider
 from omnistream.providers.log import LogProvider
-from omnistream.storage.memory import MemoryCapStore, MemoryDedupStore, MemoryRateLimiter
+from omnistream.storage.memory import MemoryDedupStore
 from tests.unit.channels.factory import (
     T0,
     FakeTime,
     ScriptedProvider,
     make_send,
+    memory_dispatcher_and_dedup,
     permanent,
     transient,
     types,
@@ -35,19 +36,7 @@ def build(
     caps: CapsPolicy | None = None,
     **settings: object,
 ) -> tuple[Dispatcher, MemoryDedupStore]:
-    dedup = MemoryDedupStore(clock=time.monotonic)
-    dispatcher = Dispatcher(
-        providers=providers,
-        dedup=dedup,
-        caps_store=MemoryCapStore(dedup),
-        caps=caps,
-        rate_limiter=MemoryRateLimiter(),
-        settings=ChannelSettings.model_validate(settings),
-        sleep=time.sleep,
-        clock=time.clock,
-        rand=lambda: 0.5,
-        breakers={},
-    )
+    dispatcher, dedup = memory_dispatcher_and_dedup(time, providers, caps, **settings)
     return dispatcher, dedup
 
 

@@ -29,7 +29,7 @@ from omnistream.domain.identity import (
     route_key,
 )
 from omnistream.domain.profile import apply_event
-from omnistream.domain.state import CustomerState, Instance, Timer
+from omnistream.domain.state import RECENT_EVENT_IDS, CustomerState, Instance, Timer
 from tests.unit.domain.helpers import at, ev
 
 Message = Event | Claim | Release | MergeRequest
@@ -94,10 +94,10 @@ class World:
     def apply(self, key: str, event: Event) -> None:
         """What the customer agent does around the engine for one event."""
         state = self.customers.get(key) or CustomerState(key=key)
-        if state.seen(event.event_id):
+        if event.event_id in state.recent_event_ids:
             return
         state = state.model_copy(deep=True)
-        state.remember(event.event_id)
+        state.recent_event_ids = [*state.recent_event_ids, event.event_id][-RECENT_EVENT_IDS:]
         state.profile = apply_event(state.profile, event)
         if event.type == "product_viewed" and not any(
             i.journey_id == "browse_abandonment" for i in state.instances.values()
