@@ -20,14 +20,14 @@ from typing import Any
 from omnistream import devstack
 from omnistream.clock import utcnow
 
-SECTIONS = ["baselines", "pipeline", "engine", "channels", "state", "timers"]
+SECTIONS = ["baselines", "pipeline", "engine", "channels", "state", "timers", "rss"]
 
 
 def _section(name: str, broker: str, redis: str, workdir: Path, quick: bool) -> dict[str, Any]:
     module = importlib.import_module(f"benchmarks.bench_{name}")
     if name in ("baselines",):
         result: dict[str, Any] = module.run(broker, workdir, quick=quick)
-    elif name in ("pipeline", "timers"):
+    elif name in ("pipeline", "timers", "rss"):
         result = module.run(broker, redis, workdir, quick=quick)
     else:
         result = module.run(quick=quick)

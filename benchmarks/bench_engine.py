@@ -85,7 +85,7 @@ def _customers(catalog: Catalog, count: int) -> dict[str, CustomerState]:
 def _inputs(count: int, customers: int, seed: int = 7) -> list[tuple[str, str, dict[str, Any]]]:
     """(customer key, kind, properties); kind ``timer`` fires the customer's next timer."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible load mix, not security
-    plan = []
+    plan: list[tuple[str, str, dict[str, Any]]] = []
     for _ in range(count):
         key = f"c-{rng.randrange(customers)}"
         roll = rng.random()

@@ -107,8 +107,16 @@ _run_ids = itertools.count()
 
 
 def start_fleet(
-    broker: str, redis: str, workdir: Path, workers: int, journeys: Path | None = None
+    broker: str,
+    redis: str,
+    workdir: Path,
+    workers: int,
+    journeys: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
 ) -> Fleet:
+    """Start ``workers`` worker processes and wait until each is ready; ``extra_env`` is
+    applied last (it may override the defaults below)."""
     run = f"b{os.getpid()}x{next(_run_ids)}"
     sends = workdir / f"{run}-sends.jsonl"
     journeys = journeys if journeys is not None else journeys_dir(workdir)
@@ -122,9 +130,10 @@ def start_fleet(
             OMNISTREAM_PROVIDER_LOG_PATH=str(sends), OMNISTREAM_WEB_PORT=str(port),
             OMNISTREAM_DATA_DIR=str(workdir / f"{run}-w{n}"), OMNISTREAM_LOG_LEVEL="WARNING",
             OMNISTREAM_REBALANCE_TIMEOUT_S="3", OMNISTREAM_SESSION_TIMEOUT_S="6",
-            OMNISTREAM_FETCH_MAX_WAIT_MS="10",
+            OMNISTREAM_FETCH_MAX_WAIT_MS="10", OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
             OMNISTREAM_PARTITIONS="4",
         )  # fmt: skip
+        env.update(extra_env or {})
         proc, _log = devstack.spawn(
             f"w{n}", [sys.executable, "-m", "omnistream", "worker"],
             log_path=workdir / f"{run}-w{n}.log", env=env,
@@ -134,7 +143,7 @@ def start_fleet(
     fleet = Fleet(procs, urls, sends, f"{run}.")
     try:
         for proc, url in zip(procs, urls, strict=True):
-            wait_ready(url, proc, timeout=120)
+            wait_ready(url, proc, timeout=ready_timeout)
         time.sleep(1.0 if workers > 1 else 0.0)  # let the group settle after the last join
     except BaseException:
         fleet.stop()

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         "so the embedded dev/test stack uses 10).",
     )
     session_timeout_s: float = Field(default=30.0, gt=0)
+    recovery_consistency_check: bool = Field(
+        default=True,
+        description="Faust's check that a changelog partition was not read past its end; a "
+        "failed check crashes the worker. Tansu reports a partition's end as the base offset "
+        "of its last record batch + 1, so a standby that read a whole batch trips it: the "
+        "embedded dev/test stack turns it off.",
+    )
 
     @field_validator("channels", mode="before")
     @classmethod

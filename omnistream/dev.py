@@ -110,6 +110,7 @@ def worker_env(
         OMNISTREAM_REBALANCE_TIMEOUT_S="3",
         OMNISTREAM_SESSION_TIMEOUT_S="6",
         OMNISTREAM_FETCH_MAX_WAIT_MS="10",  # Tansu holds fetches for the whole wait
+        OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",  # Tansu under-reports partition ends
         OMNISTREAM_LOG_FORMAT=env.get("OMNISTREAM_LOG_FORMAT", "text"),
         OMNISTREAM_PROVIDER_LOG_PATH=str(data_dir.parent / "sends.jsonl"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import faust
 import redis.asyncio as aioredis
@@ -35,6 +35,17 @@ class Topics:
     sends: dict[str, Any] = field(default_factory=dict)
 
 
+ROCKSDB_OPTIONS: Final = {
+    "write_buffer_size": 4 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 2**20,
+}
+"""Per database (one per table partition). Faust's defaults (64 MiB write buffers, up to 3, and a
+2 GiB block cache, each per database) held a worker at 1.27 GiB after recovering 1M customers,
+more than the memory store; with these and a streamed timer rebuild: 258 MiB
+(``python -m benchmarks --only rss``, docs/performance.md). The memory store ignores them."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -50,7 +61,7 @@ class Runtime:
 
     def require_redis(self) -> aioredis.Redis:
         if self.redis is None:
-            raise RuntimeError("Redis is not connected yet (the worker has not started)")
+            raise RuntimeError("this runtime has no Redis client")
         return self.redis
 
 
@@ -80,6 +91,7 @@ def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any
         web_in_thread=False,
         canonical_url=settings.web_url(),
         table_standby_replicas=settings.standby_replicas,
+        recovery_consistency_check=settings.recovery_consistency_check,
         **security.faust_kwargs(),
     )
     app.omnistream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
@@ -120,17 +132,23 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
             ch: _raw_topic(app, settings.send_topic(ch), internal=True) for ch in settings.channels
         },
     )
-    tables = [
+    customers_table, aliases_table = (
         app.Table(
-            name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
+            name,
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            options=ROCKSDB_OPTIONS,
         )
         for name in ("customers", "aliases")
-    ]
-    runtime = Runtime(settings, catalog, app, topics, *tables)
-
-    @app.task
-    async def _connect_redis() -> None:
-        runtime.redis = aioredis.from_url(settings.redis_url)
+    )
+    # The client connects lazily, on its first command. It must exist before any agent runs: a
+    # Faust ``@app.task`` starts only after the first table recovery, when agents already
+    # consume, and a send command arriving in between crashed the channel agent (and Faust acked
+    # the record: a lost send, seen in the churn test).
+    redis = aioredis.from_url(settings.redis_url)
+    runtime = Runtime(settings, catalog, app, topics, customers_table, aliases_table, redis=redis)
 
     ingest.install(runtime)
     customers.install(runtime)

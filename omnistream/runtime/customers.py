@@ -4,7 +4,8 @@
 messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
 forwards along ``aliases[K]`` if K was merged into another customer; otherwise it reads K's row,
 hands row, event and ``now`` to the pure engine, records the identifiers the event revealed,
-writes the row once (only if it changed) and carries out the commands.
+carries out the commands, waits until the broker has their records, and only then writes the
+row, once (only if it changed): see ``runtime/delivery.py`` for why that order.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime import identity
-from omnistream.runtime.ingest import dead_letter
+from omnistream.runtime.delivery import Pending, delivered
+from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -56,30 +58,34 @@ def _record_emit(emit: Emit) -> None:
         M.journey_goals.labels(emit.journey_id).inc()
 
 
-async def _route_send(runtime: Runtime, send: Send) -> None:
+async def _route_send(runtime: Runtime, send: Send) -> Pending:
     """Produce to the first configured channel of the chain (disabled channels are skipped)."""
     while send.channel not in runtime.topics.sends:
         if send.next_channel is None:
             M.sends.labels(send.channel, "none", "channel_disabled").inc()
             log.warning("send %s: no configured channel left in its chain", send.send_id)
-            return
+            return []
         send = send.fallen_back()
     M.send_commands.labels(send.channel, send.category).inc()
-    await runtime.topics.sends[send.channel].send(
+    delivery = await runtime.topics.sends[send.channel].send(
         key=send.customer_key.encode(), value=send.to_json()
     )
+    return [delivery]
 
 
-async def execute(runtime: Runtime, commands: list[Command]) -> None:
+async def execute(runtime: Runtime, commands: list[Command]) -> Pending:
+    """Carry out the engine's commands; returns the deliveries of the records it produced."""
+    pending: Pending = []
     for command in commands:
         if isinstance(command, Send):
-            await _route_send(runtime, command)
+            pending += await _route_send(runtime, command)
         elif isinstance(command, ScheduleTimer):
             runtime.timers.schedule(command.customer_key, command.timer_id, command.due)
         elif isinstance(command, CancelTimer):
             runtime.timers.cancel(command.customer_key, command.timer_id)
         else:
             _record_emit(command)
+    return pending
 
 
 async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> None:
@@ -103,31 +109,34 @@ async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> 
         M.engine_errors.labels(type(exc).__name__).inc()
         await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
         return
+    pending = await execute(runtime, commands)
+    pending += await identity.publish(runtime, claims, releases)
+    await delivered(pending)
     runtime.customers[key] = new_state.to_bytes()
-    await execute(runtime, commands)
-    await identity.publish(runtime, claims, releases)
 
 
 def install(runtime: Runtime) -> None:
     @runtime.app.agent(runtime.topics.customer_events, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
         async for record in stream.events():
-            started = monotonic()
-            message = record.message
-            raw: bytes = message.value or b""
-            key: bytes | None = message.key
-            if key is None:
-                await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
-                continue
-            if identity.is_identity_message(raw):
-                await identity.on_message(runtime, key, raw, message)
-                continue
-            try:
-                event = parse_event(raw)
-            except EventError as exc:
-                await dead_letter(runtime, message, exc.reason, exc.detail)
-                continue
-            clear_log_context()
-            bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
-            await on_event(runtime, key, event, message)
-            M.stage_seconds.labels("customer").observe(monotonic() - started)
+            await guarded(runtime, "customer", record.message, on_record)
+
+    async def on_record(message: Any) -> None:
+        started = monotonic()
+        raw: bytes = message.value or b""
+        key: bytes | None = message.key
+        if key is None:
+            await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
+            return
+        if identity.is_identity_message(raw):
+            await identity.on_message(runtime, key, raw, message)
+            return
+        try:
+            event = parse_event(raw)
+        except EventError as exc:
+            await dead_letter(runtime, message, exc.reason, exc.detail)
+            return
+        clear_log_context()
+        bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
+        await on_event(runtime, key, event, message)
+        M.stage_seconds.labels("customer").observe(monotonic() - started)

@@ -24,6 +24,7 @@ from omnistream.domain.identity import (
 )
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
+from omnistream.runtime.delivery import Pending, delivered
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -45,12 +46,15 @@ def alias_of(runtime: Runtime, key: bytes) -> str | None:
     return raw.decode() if raw else None
 
 
-async def publish(runtime: Runtime, claims: list[Claim], releases: list[Release]) -> None:
+async def publish(runtime: Runtime, claims: list[Claim], releases: list[Release]) -> Pending:
+    """Produce the claims and releases; returns their deliveries (``runtime/delivery.py``)."""
     messages: list[Claim | Release] = [*claims, *releases]
-    for message in messages:
+    return [
         await runtime.topics.customer_events.send(
             key=message.identifier.encode(), value=message.model_dump_json().encode()
         )
+        for message in messages
+    ]
 
 
 def _delete_row(runtime: Runtime, key: bytes) -> None:
@@ -60,7 +64,7 @@ def _delete_row(runtime: Runtime, key: bytes) -> None:
 
 
 async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> None:
-    from omnistream.runtime.ingest import dead_letter
+    from omnistream.runtime.dlq import dead_letter
 
     try:
         if raw.startswith(b'{"kind":"claim"'):
@@ -82,13 +86,16 @@ async def _on_claim(runtime: Runtime, key: bytes, claim: Claim) -> None:
     M.identity_messages.labels("claim", "accepted" if decision.accepted else "refused").inc()
     if not decision.accepted:
         return
+    if decision.handover is not None:  # on the broker before the row it carries is deleted
+        handover = decision.handover
+        await delivered([
+            await runtime.topics.customer_events.send(
+                key=handover.into.encode(), value=handover.model_dump_json().encode()
+            )
+        ])  # fmt: skip
     if decision.alias is not None:
         runtime.aliases[key] = decision.alias.encode()
     if decision.handover is not None:
-        handover = decision.handover
-        await runtime.topics.customer_events.send(
-            key=handover.into.encode(), value=handover.model_dump_json().encode()
-        )
         _delete_row(runtime, key)
 
 
@@ -107,9 +114,10 @@ async def _on_merge(runtime: Runtime, key: bytes, request: MergeRequest) -> None
     known = load_row(runtime, key) or CustomerState(key=key.decode())
     result = merge(known, request.state)
     M.identity_messages.labels("merge", "again" if result.already_merged else "merged").inc()
+    pending = await execute(runtime, result.commands)
+    pending += await publish(runtime, result.claims, result.releases)
+    await delivered(pending)
     runtime.customers[key] = result.state.to_bytes()
-    await execute(runtime, result.commands)
-    await publish(runtime, result.claims, result.releases)
 
 
 async def forget_customer(runtime: Runtime, key: bytes) -> None:
@@ -120,8 +128,9 @@ async def forget_customer(runtime: Runtime, key: bytes) -> None:
     if state is None:  # nothing (left) to forget; a redelivered request creates nothing
         return
     plan = forget(state, prefix=ChannelSettings().redis_prefix.rstrip(":"))
-    await execute(runtime, [*plan.cancel, *plan.exits])
-    await publish(runtime, [], plan.releases)
+    pending = await execute(runtime, [*plan.cancel, *plan.exits])
+    pending += await publish(runtime, [], plan.releases)
+    await delivered(pending)
     _delete_row(runtime, key)
     deleted = 0
     redis = runtime.require_redis()

@@ -17,7 +17,7 @@ from omnistream.clock import monotonic, utcnow
 from omnistream.domain.commands import Send
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
-from omnistream.runtime.ingest import dead_letter
+from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -46,38 +46,40 @@ def install(runtime: Runtime) -> None:
 
 
 def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Any) -> None:
+    async def on_record(message: Any) -> None:
+        started = monotonic()
+        try:
+            send = Send.model_validate_json(message.value or b"")
+        except ValidationError as exc:
+            await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
+            return
+        clear_log_context()
+        bind_log_context(
+            stage="channel",
+            customer_id=send.customer_key,
+            event_id=send.caused_by,
+            journey=send.journey_id,
+            step=send.step_id,
+            channel=send.channel,
+            send_id=send.send_id,
+        )
+        result = await (await dispatcher()).handle(send, utcnow())
+        key = send.customer_key.encode()
+        for outcome in result.outcomes:
+            await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
+        if result.forward is not None:
+            forward = result.forward
+            target = runtime.topics.sends.get(forward.channel)
+            if target is None:
+                log.warning("fallback to disabled channel %s dropped", forward.channel)
+                M.sends.labels(forward.channel, "none", "channel_disabled").inc()
+            else:
+                await target.send(key=key, value=forward.to_json())
+        M.stage_seconds.labels("channel").observe(monotonic() - started)
+
     async def agent(stream: Any) -> None:
         async for record in stream.events():
-            started = monotonic()
-            message = record.message
-            try:
-                send = Send.model_validate_json(message.value or b"")
-            except ValidationError as exc:
-                await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
-                continue
-            clear_log_context()
-            bind_log_context(
-                stage="channel",
-                customer_id=send.customer_key,
-                event_id=send.caused_by,
-                journey=send.journey_id,
-                step=send.step_id,
-                channel=send.channel,
-                send_id=send.send_id,
-            )
-            result = await (await dispatcher()).handle(send, utcnow())
-            key = send.customer_key.encode()
-            for outcome in result.outcomes:
-                await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
-            if result.forward is not None:
-                forward = result.forward
-                target = runtime.topics.sends.get(forward.channel)
-                if target is None:
-                    log.warning("fallback to disabled channel %s dropped", forward.channel)
-                    M.sends.labels(forward.channel, "none", "channel_disabled").inc()
-                else:
-                    await target.send(key=key, value=forward.to_json())
-            M.stage_seconds.labels("channel").observe(monotonic() - started)
+            await guarded(runtime, "channel", record.message, on_record)
 
     agent.__name__ = agent.__qualname__ = f"send_{channel}"
     runtime.app.agent(topic, name=f"send-{channel}", concurrency=1)(agent)

@@ -29,3 +29,25 @@ def test_the_worker_consumer_uses_our_driver_and_fetch_wait() -> None:
     kind, wait_ms = asyncio.run(build())
     assert issubclass(kind, aiokafka.AIOKafkaConsumer)
     assert wait_ms == 7
+
+
+def test_the_recovery_consistency_check_follows_the_setting() -> None:
+    """On by default (it guards RocksDB state against a recreated topic); off on Tansu."""
+    from omnistream.config import Settings
+    from omnistream.runtime.app import _faust_app
+
+    assert _faust_app(Settings(app_id="check-on")).conf.recovery_consistency_check is True
+    off = Settings(app_id="check-off", recovery_consistency_check=False)
+    assert _faust_app(off).conf.recovery_consistency_check is False
+
+
+def test_the_redis_client_exists_before_any_agent_can_run() -> None:
+    """A Faust ``@app.task`` starts after the first recovery, when agents already consume: the
+    client made there was missing for the first send commands, and the channel agent crashed."""
+    from omnistream.config import Settings
+    from omnistream.journey.model import Catalog
+    from omnistream.runtime.app import build_runtime
+
+    runtime = build_runtime(Settings(app_id="redis-early"), Catalog())
+    assert runtime.redis is not None
+    assert runtime.require_redis() is runtime.redis

@@ -80,6 +80,7 @@ class Stack:
             OMNISTREAM_REBALANCE_TIMEOUT_S="3",
             OMNISTREAM_SESSION_TIMEOUT_S="6",
             OMNISTREAM_FETCH_MAX_WAIT_MS="10",
+            OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
             OMNISTREAM_PARTITIONS="4",
             OMNISTREAM_CHANNELS_REDIS_PREFIX=self.redis_prefix,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -144,14 +145,47 @@ def test_workers_joining_and_leaving_lose_nothing_and_duplicate_nothing(
         wait_until(lambda: len(stack.sends()) >= len(expected), 150, "every send")
     time.sleep(3)
     seen, lost = report(stack, expected, produced)
+    assert lost == set()
     assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n > 1}
     assert_on_time(stack)
     assert first.proc.poll() is None
-    if lost:
-        # Known, not yet root-caused (issue 4 stays open): under load, a kill -9 during a
-        # rebalance has lost one delayed send out of 60 in some runs, right after Faust logged
-        # "exception performing seek ... No current assignment". Reported, never hidden.
-        pytest.xfail(f"known loss across kill -9 during a rebalance: {sorted(lost)}")
+
+
+@pytest.mark.timeout(420)
+def test_a_worker_killed_again_and_again_mid_rebalance_loses_and_duplicates_nothing(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    """Four times: a second worker joins, orders arrive, and it is killed with kill -9 at a
+    random moment (seeded), while earlier customers' 3 s waits come due. This found three ways
+    to lose a send (docs/operations.md, "Durability"): a send command arriving before the Redis
+    client existed crashed the channel agent, and Faust acks the record of a crashed agent; the
+    surviving worker crashed on Faust's recovery check, which Tansu's end offsets trip; and a
+    row could reach the changelog before the send command of the same event."""
+    rnd = random.Random(4)
+    (stack.journeys_dir / "thanks.yaml").write_text(JOURNEY.replace(f"{WAIT_S}s", "3s"))
+    first = start_worker("w1")
+    produced = customers = 0
+    for cycle in range(4):
+        joining = start_worker(f"w2-{cycle}", ready_timeout=120)
+        for _ in range(2):
+            records = [r for n in range(customers, customers + 20) for r in customer_events(n)]
+            customers += 20
+            asyncio.run(produce(stack, records))
+            produced += len(records)
+            time.sleep(rnd.uniform(0.5, 2.5))
+        joining.proc.kill()
+        joining.proc.wait(10)
+        time.sleep(rnd.uniform(0.5, 3.0))
+    start_worker("w2-last", ready_timeout=120)
+    expected = {f"c-{n}-o0" for n in range(customers)}
+    with contextlib.suppress(AssertionError):  # a shortfall is reported below, precisely
+        wait_until(lambda: len(stack.sends()) >= len(expected), 200, "every send")
+    time.sleep(3)
+    seen, lost = report(stack, expected, produced)
+    assert lost == set()
+    assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n > 1}
+    assert_on_time(stack)
+    assert first.proc.poll() is None, first.log_tail()
 
 
 @pytest.mark.timeout(180)
