@@ -120,7 +120,7 @@ class CustomerState(BaseModel):
         pydantic-core writes the JSON directly (no intermediate dict, no second encoder), byte
         for byte what ``orjson.dumps(model_dump(mode="json", exclude_defaults=True))`` wrote
         (tests/unit/test_row_codec.py). Leaving defaults out keeps rows small and lets the timer
-        index skip rows without timers unparsed. Most of the remaining cost is
+        index skip rows without timers unparsed. About half of the remaining cost is
         ``exclude_defaults`` itself: pydantic calls every ``default_factory`` (a whole
         ``Profile()``) to compare against.
         """
