@@ -56,13 +56,10 @@ class Runtime:
     """Faust table: customer key -> CustomerState bytes."""
     aliases: Any
     """Faust table: identifier key -> customer key it was merged into (docs/identity.md)."""
+    redis: aioredis.Redis
+    """Connects on its first command; made with the runtime, so it exists before any agent runs
+    (see ``build_runtime``)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
-    redis: aioredis.Redis | None = None
-
-    def require_redis(self) -> aioredis.Redis:
-        if self.redis is None:
-            raise RuntimeError("this runtime has no Redis client")
-        return self.redis
 
 
 def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:

@@ -86,16 +86,14 @@ async def _on_claim(runtime: Runtime, key: bytes, claim: Claim) -> None:
     M.identity_messages.labels("claim", "accepted" if decision.accepted else "refused").inc()
     if not decision.accepted:
         return
-    if decision.handover is not None:  # on the broker before the row it carries is deleted
-        handover = decision.handover
-        await delivered([
-            await runtime.topics.customer_events.send(
-                key=handover.into.encode(), value=handover.model_dump_json().encode()
-            )
-        ])  # fmt: skip
+    handover = decision.handover
+    if handover is not None:  # on the broker before the alias and the row deletion record it
+        value = handover.model_dump_json().encode()
+        sent = await runtime.topics.customer_events.send(key=handover.into.encode(), value=value)
+        await delivered([sent])
     if decision.alias is not None:
         runtime.aliases[key] = decision.alias.encode()
-    if decision.handover is not None:
+    if handover is not None:
         _delete_row(runtime, key)
 
 
@@ -133,7 +131,7 @@ async def forget_customer(runtime: Runtime, key: bytes) -> None:
     await delivered(pending)
     _delete_row(runtime, key)
     deleted = 0
-    redis = runtime.require_redis()
+    redis = runtime.redis
     for pattern in plan.redis_patterns:
         async for redis_key in redis.scan_iter(match=pattern, count=500):
             deleted += int(await redis.delete(redis_key))

@@ -163,9 +163,6 @@ def refresh(runtime: Runtime) -> None:
 
 async def ping_redis(runtime: Runtime) -> bool:
     """PING Redis with a timeout; record the round trip (or the error) and ``redis_up``."""
-    if runtime.redis is None:
-        M.redis_up.set(0)
-        return False
     started = monotonic()
     try:
         async with asyncio.timeout(REDIS_PING_TIMEOUT_S):

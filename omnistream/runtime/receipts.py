@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import View
 
-from omnistream.channels.receipts import ReceiptHandler, ReceiptRejected, build_receipt_handler
+from omnistream.channels.receipts import ReceiptRejected, build_receipt_handler
 from omnistream.clock import utcnow
 from omnistream.domain.identity import route_key
 
@@ -26,12 +26,7 @@ log = logging.getLogger(__name__)
 
 def install(runtime: Runtime) -> None:
     app = runtime.app
-    holder: dict[str, ReceiptHandler] = {}
-
-    def handler() -> ReceiptHandler:
-        if "it" not in holder:
-            holder["it"] = build_receipt_handler(runtime.settings, runtime.require_redis())
-        return holder["it"]
+    handler = build_receipt_handler(runtime.settings, runtime.redis)
 
     @app.page("/webhooks/{provider}")
     class Webhooks(View):
@@ -40,7 +35,7 @@ def install(runtime: Runtime) -> None:
             public = runtime.settings.public_base_url
             url = f"{public.rstrip('/')}{request.path_qs}" if public else str(request.url)
             try:
-                events = await handler().handle_webhook(
+                events = await handler.handle_webhook(
                     provider, dict(request.headers), body, utcnow(), url
                 )
             except ReceiptRejected as rejected:

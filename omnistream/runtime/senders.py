@@ -29,23 +29,17 @@ log = logging.getLogger(__name__)
 
 def install(runtime: Runtime) -> None:
     app = runtime.app
-    holder: dict[str, Dispatcher] = {}
-
-    async def dispatcher() -> Dispatcher:
-        if "it" not in holder:
-            holder["it"] = build_dispatcher(runtime.settings, runtime.require_redis())
-        return holder["it"]
+    dispatcher = build_dispatcher(runtime.settings, runtime.redis)  # a bad provider fails here
 
     @app.on_before_shutdown.connect
     def _close(app_: Any, **_: Any) -> None:
-        if "it" in holder:
-            app.add_future(holder.pop("it").aclose())
+        app.add_future(dispatcher.aclose())
 
     for channel, topic in runtime.topics.sends.items():
         _install_channel(runtime, channel, topic, dispatcher)
 
 
-def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Any) -> None:
+def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Dispatcher) -> None:
     async def on_record(message: Any) -> None:
         started = monotonic()
         try:
@@ -63,7 +57,7 @@ def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Any
             channel=send.channel,
             send_id=send.send_id,
         )
-        result = await (await dispatcher()).handle(send, utcnow())
+        result = await dispatcher.handle(send, utcnow())
         key = send.customer_key.encode()
         for outcome in result.outcomes:
             await runtime.topics.customer_events.send(key=key, value=outcome.to_json())

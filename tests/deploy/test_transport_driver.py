@@ -50,4 +50,3 @@ def test_the_redis_client_exists_before_any_agent_can_run() -> None:
 
     runtime = build_runtime(Settings(app_id="redis-early"), Catalog())
     assert runtime.redis is not None
-    assert runtime.require_redis() is runtime.redis

@@ -69,16 +69,19 @@ async def produce(stack: Stack, records: list[bytes]) -> None:
         await producer.stop()
 
 
-def report(stack: Stack, expected: set[str], produced: int) -> tuple[Counter[str], set[str]]:
-    """Sends per order id seen at the provider; prints the figures every test states."""
+def assert_each_sent_once(stack: Stack, expected: set[str], produced: int) -> None:
+    """Every expected order got exactly one send at the provider, and nothing else was sent.
+    Prints the figures every test states first, so a failure still shows them."""
     seen = Counter(str(line["body"]).removeprefix("Order ") for line in stack.sends())
-    duplicates = sum(n - 1 for n in seen.values() if n > 1)
+    duplicates = {order: n for order, n in seen.items() if n > 1}
     lost = expected - set(seen)
     print(
         f"\nproduced={produced} expected_sends={len(expected)} seen_sends={sum(seen.values())} "
-        f"duplicates={duplicates} lost={len(lost)}"
+        f"duplicates={sum(n - 1 for n in duplicates.values())} lost={len(lost)}"
     )
-    return seen, lost
+    assert lost == set()
+    assert duplicates == {}
+    assert set(seen) == expected
 
 
 def assert_on_time(stack: Stack) -> None:
@@ -111,10 +114,7 @@ def test_kill_9_during_waits_loses_no_wait_and_sends_each_once(
     expected = {f"c-{n}-o0" for n in range(customers)}
     wait_until(lambda: len(stack.sends()) >= customers, 90, "all delayed sends")
     time.sleep(2)  # anything extra would show up now
-    seen, lost = report(stack, expected, len(records))
-    assert lost == set()
-    assert set(seen) == expected
-    assert all(n == 1 for n in seen.values()), seen
+    assert_each_sent_once(stack, expected, len(records))
     assert_on_time(stack)
     assert counter(second.metrics(), "omnistream_timers_pending") == 0
 
@@ -144,9 +144,7 @@ def test_workers_joining_and_leaving_lose_nothing_and_duplicate_nothing(
     with contextlib.suppress(AssertionError):  # a shortfall is reported below, precisely
         wait_until(lambda: len(stack.sends()) >= len(expected), 150, "every send")
     time.sleep(3)
-    seen, lost = report(stack, expected, produced)
-    assert lost == set()
-    assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n > 1}
+    assert_each_sent_once(stack, expected, produced)
     assert_on_time(stack)
     assert first.proc.poll() is None
 
@@ -181,9 +179,7 @@ def test_a_worker_killed_again_and_again_mid_rebalance_loses_and_duplicates_noth
     with contextlib.suppress(AssertionError):  # a shortfall is reported below, precisely
         wait_until(lambda: len(stack.sends()) >= len(expected), 200, "every send")
     time.sleep(3)
-    seen, lost = report(stack, expected, produced)
-    assert lost == set()
-    assert all(n == 1 for n in seen.values()), {k: n for k, n in seen.items() if n > 1}
+    assert_each_sent_once(stack, expected, produced)
     assert_on_time(stack)
     assert first.proc.poll() is None, first.log_tail()
 
@@ -199,9 +195,7 @@ def test_replayed_events_change_nothing_the_second_time(
     asyncio.run(produce(stack, records))  # the producer retried everything
     wait_until(lambda: len(stack.sends()) >= 10, 60, "the delayed sends")
     time.sleep(WAIT_S / 2)
-    seen, lost = report(stack, {f"c-{n}-o0" for n in range(10)}, 2 * len(records))
-    assert lost == set()
-    assert all(n == 1 for n in seen.values()), seen
+    assert_each_sent_once(stack, {f"c-{n}-o0" for n in range(10)}, 2 * len(records))
     text = worker.metrics()
     assert counter(text, "omnistream_events_duplicate_total") == len(records)
     assert counter(text, "omnistream_journey_entries_total", journey="delayed_thanks") == 10
