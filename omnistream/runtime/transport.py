@@ -1,4 +1,5 @@
-"""A Faust transport driver: Faust's aiokafka driver with a configurable fetch wait.
+"""A Faust transport driver: Faust's aiokafka driver with a configurable fetch wait, and a seek
+back to committed offsets that loses nothing (``seek_assigned_to_committed``).
 
 Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer. Kafka answers a fetch as soon as
 records arrive, but a broker may hold it for the whole wait (Tansu does: with plain aiokafka,
@@ -10,13 +11,16 @@ event->provider latency was 1.7 s at 20 events/s. Here the wait is a setting
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import aiokafka
+from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition as TP
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-__all__ = ["SCHEME", "Transport", "consumer_url", "register"]
+__all__ = ["SCHEME", "Transport", "consumer_url", "register", "seek_assigned_to_committed"]
 
 SCHEME = "omnikafka"
 DEFAULT_FETCH_MAX_WAIT_MS = 100
@@ -30,6 +34,41 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if isinstance(consumer, _AIOKAFKA_CONSUMER):
             consumer._fetch_max_wait_ms = int(wait_ms)  # aiokafka reads it when it starts
         return consumer
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        # Faust's type says int; aiokafka (and this) give None for "nothing committed".
+        return cast(
+            Mapping[Any, int],
+            await self.call_thread(seek_assigned_to_committed, self._ensure_consumer(), self.app),
+        )
+
+
+async def seek_assigned_to_committed(consumer: Any, app: Any) -> dict[TP, int | None]:
+    """Faust drops the records it fetched while its flow was stopped (a rebalance) and seeks
+    back with aiokafka's ``seek_to_committed``, which has two holes, each losing those records:
+
+    - it raises on the first partition that was revoked while it awaited a committed offset,
+      and the partitions after it keep their advanced position;
+    - it leaves a partition with nothing committed yet at its advanced position.
+
+    Here each partition is handled on its own: a revoked one is skipped (its next owner starts
+    from the committed offset), and a stream partition with nothing committed goes back to its
+    beginning, as ``auto_offset_reset=earliest`` would. Changelog partitions are left alone:
+    table recovery positions those itself.
+    """
+    changelogs: set[str] = set(app.tables.changelog_topics)  # topic names
+    committed: dict[TP, int | None] = {}
+    for tp in consumer.assignment():
+        offset = await consumer.committed(tp)
+        committed[tp] = offset
+        try:
+            if offset is not None and offset > 0:
+                consumer.seek(tp, offset)
+            elif tp.topic not in changelogs:
+                await consumer.seek_to_beginning(tp)
+        except IllegalStateError:  # revoked while we awaited its offset
+            continue
+    return committed
 
 
 class Consumer(faust_aiokafka.Consumer):
