@@ -44,6 +44,8 @@ def _ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         ratios["pipeline / faust no-op"] = rate / base["faust_noop_agent_per_s"]
     if rate and base.get("raw_aiokafka_consume_per_s"):
         ratios["pipeline / raw aiokafka"] = rate / base["raw_aiokafka_consume_per_s"]
+    if rate and pipe.get("pipeline_1_worker_unkeyed_per_s"):
+        ratios["keyed / unkeyed sources"] = rate / pipe["pipeline_1_worker_unkeyed_per_s"]
     if rate and pipe.get("pipeline_2_workers_per_s"):
         ratios["2 workers / 1 worker"] = pipe["pipeline_2_workers_per_s"] / rate
     if rate and engine.get("engine_events_per_s"):

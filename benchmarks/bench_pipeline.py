@@ -1,7 +1,8 @@
 """The whole pipeline on the embedded broker and Redis, with worker processes as in production.
 
 Sustained rate: the source topics are pre-filled with demo traffic (a separate producer, as a
-backend would), then workers drain them: ingest -> customer agent (profile + 20 journeys) ->
+backend would: keyed by customer as the README asks, and once more without keys, so every event
+is forwarded), then workers drain them: ingest -> customer agent (profile + 20 journeys) ->
 send commands -> channel agents (dedup, caps) -> `log` provider. The rate is counted from the
 workers' own /metrics. Latency: the same pipeline fed at half that rate; event->provider latency
 is read per message from the provider's output (``sent_at - caused_at``).
@@ -26,7 +27,7 @@ from benchmarks.common import median, produce_bulk
 from omnistream import devstack
 from omnistream.clock import utcnow
 from omnistream.dev import fetch, wait_ready
-from omnistream.sources.demo import demo_events
+from omnistream.sources.demo import demo_events, source_key
 
 __all__ = ["run"]
 
@@ -155,29 +156,26 @@ def demo_records(count: int, customers: int) -> Iterator[tuple[str, bytes]]:
     return itertools.islice(demo_events(customers, seed=11, clock=utcnow), count)
 
 
-async def prefill(broker: str, prefix: str, count: int, customers: int) -> int:
-    """Produce ``count`` demo records; returns how many were valid."""
+async def prefill(broker: str, prefix: str, count: int, customers: int, keyed: bool = True) -> int:
+    """Produce ``count`` demo records; returns how many were valid. ``keyed``: as the README
+    asks backends to (``source_key``); otherwise without keys (every event is forwarded)."""
     by_source: dict[str, list[tuple[bytes | None, bytes]]] = {}
     valid = 0
     for source, raw in demo_records(count, customers):
-        key = None
-        try:
-            env = orjson.loads(raw)
-            if isinstance(env, dict) and "event_id" in env and "timestamp" in env:
-                valid += 1
-                key = str(env.get("customer_id") or env.get("anonymous_id")).encode()
-        except orjson.JSONDecodeError:
-            pass
-        by_source.setdefault(source, []).append((key, raw))
+        key = source_key(raw)
+        valid += key is not None
+        by_source.setdefault(source, []).append((key if keyed else None, raw))
     for source, records in by_source.items():
         await produce_bulk(broker, f"{prefix}events.{source}", records)
     return valid
 
 
-def sustained_rate(broker: str, redis: str, workdir: Path, workers: int, count: int) -> float:
+def sustained_rate(
+    broker: str, redis: str, workdir: Path, workers: int, count: int, keyed: bool = True
+) -> float:
     fleet = start_fleet(broker, redis, workdir, workers)
     try:
-        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000))
+        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000, keyed=keyed))
         started = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -189,8 +187,8 @@ def sustained_rate(broker: str, redis: str, workdir: Path, workers: int, count: 
                 assert started is not None
                 rate = (inputs - first) / max(now - started, 1e-9)
                 print(
-                    f"[bench]   {workers} worker(s): {rate:,.0f} events/s "
-                    f"({int(inputs)} events, {int(commands)} sends)",
+                    f"[bench]   {workers} worker(s), {'keyed' if keyed else 'unkeyed'}: "
+                    f"{rate:,.0f} events/s ({int(inputs)} events, {int(commands)} sends)",
                     file=sys.stderr,
                 )
                 return rate
@@ -247,13 +245,18 @@ def _ts(value: str) -> float:
 def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
     count = 20_000 if quick else 40_000
     repeats = 1 if quick else 3
-    one = [sustained_rate(broker, redis, workdir, 1, count) for _ in range(repeats)]
-    two = [sustained_rate(broker, redis, workdir, 2, count) for _ in range(repeats)]
+    one, unkeyed, two = [], [], []
+    for _ in range(repeats):  # interleaved, so a slow stretch of the machine hits all three
+        one.append(sustained_rate(broker, redis, workdir, 1, count))
+        unkeyed.append(sustained_rate(broker, redis, workdir, 1, count, keyed=False))
+        two.append(sustained_rate(broker, redis, workdir, 2, count))
     rate = median(one)
     results: dict[str, Any] = {
         "pipeline_1_worker_per_s": rate,
+        "pipeline_1_worker_unkeyed_per_s": median(unkeyed),
         "pipeline_2_workers_per_s": median(two),
         "pipeline_runs_1": one,
+        "pipeline_runs_1_unkeyed": unkeyed,
         "pipeline_runs_2": two,
         "latency_rate_per_s": rate / 2,
     }

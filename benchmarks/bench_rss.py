@@ -45,7 +45,7 @@ from omnistream.domain.identity import claims_for, identifier_key
 from omnistream.domain.state import CustomerState
 from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
-from omnistream.runtime.timers import partition_of
+from omnistream.runtime.partitions import partition_of
 
 __all__ = ["customer_id", "real_row", "run", "seed_records", "seed_row"]
 

@@ -41,6 +41,13 @@ class M:
         ["topic", "reason"],
         registry=REGISTRY,
     )
+    ingest_routes = Counter(
+        "omnistream_ingest_routes_total",
+        "Valid source events by route: direct (already in the customer's partition, handled in "
+        "place) or forwarded (re-produced to the customer topic under its route key).",
+        ["route"],
+        registry=REGISTRY,
+    )
     events_duplicate = Counter(
         "omnistream_events_duplicate_total",
         "Customer inputs ignored because their event id was already processed.",

@@ -1,8 +1,8 @@
 """Build the Faust app from settings and wire the agents onto it.
 
 A ``Runtime`` is one worker's view of omnistream: the Faust app, its topics and tables, the
-Redis client and the loaded journeys. Each concept lives in its own module (ingest, customers,
-senders, web) and registers its agents through ``install(runtime)``.
+Redis client and the loaded journeys. Each concept lives in its own module (customers with
+ingest, senders, timers, web) and registers its agents through ``install(runtime)``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from omnistream.config import Settings
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime import transport
+from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timers import TimerIndex
 
 __all__ = ["Runtime", "Topics", "build_runtime"]
@@ -31,6 +32,8 @@ class Topics:
 
     sources: Any
     customer_events: Any
+    customer_inputs: Any
+    """What the customer agent reads: ``customer_events`` and the source topics (ingest)."""
     dlq: Any
     sends: dict[str, Any] = field(default_factory=dict)
 
@@ -59,6 +62,8 @@ class Runtime:
     redis: aioredis.Redis
     """Connects on its first command; made with the runtime, so it exists before any agent runs
     (see ``build_runtime``)."""
+    owned: OwnedPartitions
+    """The customer-events partitions this worker owns now (updated on every rebalance)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
 
 
@@ -111,7 +116,6 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     from omnistream.runtime import (
         customer_api,
         customers,
-        ingest,
         observers,
         receipts,
         reload,
@@ -124,6 +128,12 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     topics = Topics(
         sources=_raw_topic(app, *settings.source_topics),
         customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
+        # Internal: Faust creates the customer topic, and any source topic that is missing
+        # (with the same partition count, so they are assigned together); existing topics are
+        # left as they are.
+        customer_inputs=_raw_topic(
+            app, settings.customer_events_topic, *settings.source_topics, internal=True
+        ),
         dlq=_raw_topic(app, settings.dlq_topic, internal=True),
         sends={
             ch: _raw_topic(app, settings.send_topic(ch), internal=True) for ch in settings.channels
@@ -145,9 +155,11 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     # consume, and a send command arriving in between crashed the channel agent (and Faust acked
     # the record: a lost send, seen in the churn test).
     redis = aioredis.from_url(settings.redis_url)
-    runtime = Runtime(settings, catalog, app, topics, customers_table, aliases_table, redis=redis)
+    owned = OwnedPartitions(settings.customer_events_topic, settings.partitions).install(app)
+    runtime = Runtime(
+        settings, catalog, app, topics, customers_table, aliases_table, redis=redis, owned=owned
+    )
 
-    ingest.install(runtime)
     customers.install(runtime)
     senders.install(runtime)
     timers.install(runtime)

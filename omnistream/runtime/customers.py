@@ -1,7 +1,9 @@
 """The customer agent: every input about one customer key, one at a time, in partition order.
 
-``omni.customer-events`` carries events (from ingest, timers and channel agents) and identity
-messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
+It reads the source topics (validated and routed by ``runtime/ingest.py``: an event already in
+its customer's partition is handled right here, any other is forwarded) and
+``omni.customer-events``, which carries forwarded events, timer firings, send outcomes and
+identity messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
 forwards along ``aliases[K]`` if K was merged into another customer; otherwise it reads K's row,
 hands row, event and ``now`` to the pure engine, records the identifiers the event revealed,
 carries out the commands, waits until the broker has their records, and only then writes the
@@ -21,7 +23,7 @@ from omnistream.domain.state import CustomerState
 from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
-from omnistream.runtime import identity
+from omnistream.runtime import identity, ingest
 from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.dlq import dead_letter, guarded
 
@@ -116,13 +118,21 @@ async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> 
 
 
 def install(runtime: Runtime) -> None:
-    @runtime.app.agent(runtime.topics.customer_events, name="customers", concurrency=1)
+    sources = frozenset(runtime.settings.source_topics)
+
+    @runtime.app.agent(runtime.topics.customer_inputs, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
         async for record in stream.events():
-            await guarded(runtime, "customer", record.message, on_record)
+            message = record.message
+            if message.topic in sources:
+                await guarded(runtime, "ingest", message, on_source_record)
+            else:
+                await guarded(runtime, "customer", message, on_record)
+
+    async def on_source_record(message: Any) -> None:
+        await ingest.on_source_record(runtime, runtime.owned, message, on_parsed)
 
     async def on_record(message: Any) -> None:
-        started = monotonic()
         raw: bytes = message.value or b""
         key: bytes | None = message.key
         if key is None:
@@ -136,6 +146,10 @@ def install(runtime: Runtime) -> None:
         except EventError as exc:
             await dead_letter(runtime, message, exc.reason, exc.detail)
             return
+        await on_parsed(key, event, message)
+
+    async def on_parsed(key: bytes, event: Event, message: Any) -> None:
+        started = monotonic()
         clear_log_context()
         bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
         await on_event(runtime, key, event, message)

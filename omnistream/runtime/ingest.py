@@ -1,44 +1,61 @@
-"""Ingest: raw source records in, validated events out to the customer topic, the rest to the DLQ.
+"""Ingest: source records in, valid events to their customer's partition, the rest to the DLQ.
 
-Valid records are forwarded byte-for-byte (no re-serialisation on the hot path), keyed by the
-event's highest-ranked identifier (``route_key``: the customer id when there is one), so
-everything about one customer lands in one partition, in order.
+An event belongs to the partition of its highest-ranked identifier (``route_key``: the customer
+id when there is one), so everything about one customer is handled in one place, in order. The
+customer agent reads the source topics itself (``runtime/customers.py``) and hands each source
+record here:
+
+- A record that is already in its customer's partition, on a worker that owns that partition,
+  is handled **directly**: a backend that keys its records by customer id with Kafka's default
+  partitioner, on the same partition count, costs one consume per event instead of two consumes
+  and a produce (docs/performance.md).
+- Any other record is **forwarded** byte for byte (no re-serialisation) to
+  ``omni.customer-events`` under its route key, and handled when it comes back there.
+
+Both paths end in the same customer-agent code, so they give the same rows and sends;
+``omnistream_ingest_routes_total`` shows which one the traffic takes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic
-from omnistream.domain.events import EventError, parse_event
+from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
-from omnistream.runtime.dlq import dead_letter, guarded
+from omnistream.runtime.dlq import dead_letter
+from omnistream.runtime.partitions import OwnedPartitions
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["install"]
+__all__ = ["Handle", "on_source_record"]
 
 log = logging.getLogger(__name__)
 
+Handle = Callable[[bytes, Event, Any], Awaitable[None]]
+"""The customer agent's handler for a parsed event: (customer key, event, raw message)."""
 
-def install(runtime: Runtime) -> None:
-    @runtime.app.agent(runtime.topics.sources, name="ingest", concurrency=1)
-    async def ingest(stream: Any) -> None:
-        async for record in stream.events():
-            await guarded(runtime, "ingest", record.message, on_record)
 
-    async def on_record(message: Any) -> None:
-        started = monotonic()
-        try:
-            event = parse_event(message.value or b"")
-        except EventError as exc:
-            await dead_letter(runtime, message, exc.reason, exc.detail)
-            return
-        M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
-        await runtime.topics.customer_events.send(
-            key=route_key(event).encode(), value=message.value
-        )
-        M.stage_seconds.labels("ingest").observe(monotonic() - started)
+async def on_source_record(
+    runtime: Runtime, owned: OwnedPartitions, message: Any, handle: Handle
+) -> None:
+    """Validate one source record; handle it here, forward it, or dead-letter it."""
+    started = monotonic()
+    try:
+        event = parse_event(message.value or b"")
+    except EventError as exc:
+        await dead_letter(runtime, message, exc.reason, exc.detail)
+        return
+    M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
+    key = route_key(event).encode()
+    direct = owned.handles_here(key, message.partition)
+    M.ingest_routes.labels("direct" if direct else "forwarded").inc()
+    M.stage_seconds.labels("ingest").observe(monotonic() - started)
+    if direct:
+        await handle(key, event, message)
+    else:
+        await runtime.topics.customer_events.send(key=key, value=message.value)

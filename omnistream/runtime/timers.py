@@ -18,24 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.partitioner import murmur2
-
 from omnistream.clock import utcnow
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
+from omnistream.runtime.partitions import partition_of
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["TimerIndex", "install", "partition_of", "timer_fired_event"]
+__all__ = ["TimerIndex", "install", "timer_fired_event"]
 
 log = logging.getLogger(__name__)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) puts ``key`` in."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def timer_fired_event(customer_key: str, timer_id: str, due: datetime) -> Event:
@@ -123,11 +117,6 @@ class TimerIndex:
         return live
 
 
-def _active_partitions(runtime: Runtime) -> set[int]:
-    topic = runtime.settings.customer_events_topic
-    return {tp.partition for tp in runtime.app.assignor.assigned_actives() if tp.topic == topic}
-
-
 def install(runtime: Runtime) -> None:
     app = runtime.app
     index = runtime.timers
@@ -136,7 +125,7 @@ def install(runtime: Runtime) -> None:
 
     async def rebuild() -> None:
         await app.tables.recovery.completed.wait()
-        owned = _active_partitions(runtime)
+        owned = runtime.owned.owned
         # Streamed, not list()ed: on RocksDB a list copied every row into Python memory (about
         # 600 MiB at 1M customers, never given back to the OS). No await below, so the table
         # cannot change while it is read.

@@ -1,5 +1,6 @@
 """Demo traffic: simulated customers browsing the site, using the app, carting, ordering, visiting
-a store, produced to the source topics with a plain aiokafka producer, as a backend team would.
+a store, produced to the source topics with a plain aiokafka producer, as a backend team would:
+keyed by customer (``source_key``).
 
 About 1% of records are deliberately broken (bad JSON, missing fields) so the DLQ is visible.
 """
@@ -17,8 +18,10 @@ from aiokafka import AIOKafkaProducer
 
 from omnistream.clock import monotonic, utcnow
 from omnistream.config import Settings
+from omnistream.domain.events import EventError, parse_event
+from omnistream.domain.identity import route_key
 
-__all__ = ["DemoCustomer", "demo_events", "run_demo_traffic"]
+__all__ = ["DemoCustomer", "demo_events", "run_demo_traffic", "source_key"]
 
 PRODUCTS = ["sneakers-42", "dog-food-10kg", "bp-meds-30d", "novel-hardcover", "sushi-set"]
 
@@ -100,6 +103,16 @@ def demo_events(
         yield source, orjson.dumps(env)
 
 
+def source_key(raw: bytes) -> bytes | None:
+    """The key a backend should give a source record: its customer's key (the ``customer_id``,
+    or ``anon:<anonymous_id>`` before sign-in), so the worker handles it in place instead of
+    forwarding it (``runtime/ingest.py``). ``None`` for a record that is not a valid event."""
+    try:
+        return route_key(parse_event(raw)).encode()
+    except EventError:
+        return None
+
+
 async def run_demo_traffic(
     settings: Settings, rate: float, customers: int, seed: int, limit: int | None = None
 ) -> int:
@@ -111,7 +124,7 @@ async def run_demo_traffic(
     started = monotonic()
     try:
         for source, raw in demo_events(customers, seed, utcnow):
-            await producer.send(settings.topic(f"events.{source}"), raw)
+            await producer.send(settings.topic(f"events.{source}"), raw, key=source_key(raw))
             sent += 1
             if limit is not None and sent >= limit:
                 break

@@ -16,6 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from omnistream.runtime.partitions import partition_of
+
 from .conftest import Stack, Worker, wait_until
 from .test_walking_skeleton import JOURNEY
 
@@ -115,6 +117,11 @@ def test_exact_counters(stack: Stack, start_worker: Callable[..., Worker]) -> No
         "app/order_placed": 1,
         "crm/signed_up": 1,
     }
+    # every record is keyed b"k": only customers whose own partition is k's are handled in place
+    customers = [orjson.loads(raw)["customer_id"].encode() for _, raw in VALID]
+    direct = sum(partition_of(c, 4) == partition_of(b"k", 4) for c in customers)
+    assert value(text, "omnistream_ingest_routes_total", route="direct") == direct
+    assert value(text, "omnistream_ingest_routes_total", route="forwarded") == len(VALID) - direct
     rejected = {
         (dict(labels)["topic"], dict(labels)["reason"]): v
         for (name, labels), v in samples(text).items()

@@ -23,7 +23,7 @@ from benchmarks.bench_rss import (
 from omnistream.domain.events import parse_event
 from omnistream.domain.identity import identifier_key
 from omnistream.domain.state import CustomerState
-from omnistream.runtime.timers import partition_of
+from omnistream.runtime.partitions import partition_of
 
 
 @given(st.integers(min_value=0, max_value=9_999_999))

@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omnistream.domain.state import CustomerState, Instance, Timer
-from omnistream.runtime.timers import TimerIndex, partition_of, timer_fired_event
+from omnistream.runtime.partitions import partition_of
+from omnistream.runtime.timers import TimerIndex, timer_fired_event
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
