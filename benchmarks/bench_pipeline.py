@@ -57,8 +57,9 @@ class Fleet:
             devstack.EmbeddedServer("worker", proc, "", 0).stop()
 
     def totals(self) -> tuple[float, float, float]:
-        """(customer inputs of kind event, send commands, send outcomes) over all workers."""
-        inputs = commands = outcomes = 0.0
+        """(customer inputs of kind event, send commands, send outcomes) over all workers; the
+        outcomes count once the customer agent has taken them in as well."""
+        inputs = commands = outcomes = taken = 0.0
         for url in self.urls:
             _, text = fetch(f"{url}/metrics")
             for line in text.splitlines():
@@ -68,7 +69,9 @@ class Fleet:
                     commands += float(line.rsplit(" ", 1)[1])
                 elif line.startswith("omnistream_sends_total{"):
                     outcomes += float(line.rsplit(" ", 1)[1])
-        return inputs, commands, outcomes
+                elif line.startswith('omnistream_customer_inputs_total{kind="outcome"}'):
+                    taken += float(line.rsplit(" ", 1)[1])
+        return inputs, commands, min(outcomes, taken)
 
 
 CONFIRMATION = """
