@@ -19,7 +19,6 @@ from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime import transport
 from omnistream.runtime.partitions import OwnedPartitions
-from omnistream.runtime.rows import RowWriter
 from omnistream.runtime.timers import TimerIndex
 
 __all__ = ["Runtime", "Topics", "build_runtime"]
@@ -66,11 +65,6 @@ class Runtime:
     owned: OwnedPartitions
     """The customer-events partitions this worker owns now (updated on every rebalance)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
-    rows: RowWriter = field(init=False)
-    """Customer rows waiting for their outputs (``runtime/rows.py``); made with the runtime."""
-
-    def __post_init__(self) -> None:
-        self.rows = RowWriter(self)
 
 
 def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:

@@ -6,15 +6,13 @@ its customer's partition is handled right here, any other is forwarded) and
 identity messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
 forwards along ``aliases[K]`` if K was merged into another customer; otherwise it reads K's row,
 hands row, event and ``now`` to the pure engine, records the identifiers the event revealed,
-carries out the commands, and hands the new row (only if it changed) to the row writer, which
-writes it once the broker has the commands' records: see ``runtime/delivery.py`` for why that
-order and ``runtime/rows.py`` for how the agent goes on meanwhile.
+carries out the commands, waits until the broker has their records, and only then writes the
+row, once (only if it changed): see ``runtime/delivery.py`` for why that order.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic, utcnow
@@ -26,7 +24,7 @@ from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime import identity, ingest
-from omnistream.runtime.delivery import Pending
+from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
@@ -45,10 +43,6 @@ def input_kind(event: Event) -> str:
 
 
 def load_row(runtime: Runtime, key: bytes) -> CustomerState | None:
-    """K's row: the newest one still waiting for its outputs, else the table's."""
-    latest = runtime.rows.latest(key)
-    if latest is not None:
-        return latest
     raw = runtime.customers.get(key)
     return CustomerState.from_bytes(raw) if raw else None
 
@@ -96,14 +90,12 @@ async def execute(runtime: Runtime, commands: list[Command]) -> Pending:
     return pending
 
 
-async def on_event(runtime: Runtime, key: bytes, event: Event, record: Any) -> None:
-    """Handle one parsed event for key K; ``record`` is its Faust event (``record.message``)."""
+async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> None:
     target = resolve(key.decode(), identity.alias_of(runtime, key))
     if target is not None:  # K was merged into another customer: follow the alias
-        await runtime.topics.customer_events.send(key=target.encode(), value=record.message.value)
+        await runtime.topics.customer_events.send(key=target.encode(), value=message.value)
         return
     if event.type == FORGET_EVENT:
-        await runtime.rows.settled(key)
         await identity.forget_customer(runtime, key)
         return
     state = load_row(runtime, key) or CustomerState(key=key.decode())
@@ -117,43 +109,36 @@ async def on_event(runtime: Runtime, key: bytes, event: Event, record: Any) -> N
     except Exception as exc:  # the engine must never stop the worker
         log.exception("engine failed on event %s", event.event_id)
         M.engine_errors.labels(type(exc).__name__).inc()
-        await dead_letter(runtime, record.message, "engine_error", f"{type(exc).__name__}: {exc}")
+        await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
         return
     pending = await execute(runtime, commands)
     pending += await identity.publish(runtime, claims, releases)
-    await runtime.rows.put(key, new_state, pending, record)  # written once those are delivered
+    await delivered(pending)
+    runtime.customers[key] = new_state.to_bytes()
 
 
 def install(runtime: Runtime) -> None:
     sources = frozenset(runtime.settings.source_topics)
-    rows = runtime.rows
 
     @runtime.app.agent(runtime.topics.customer_inputs, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
-        # Inputs that change a row are acked by the row writer once the row is written
-        # (runtime/rows.py); every other input is acked here, as soon as it is handled.
-        inputs = stream.noack()
-        rows.start(inputs.ack)
-        async for record in inputs.events():
-            if record.message.topic in sources:
-                await guarded(runtime, "ingest", record.message, partial(on_source, record))
+        async for record in stream.events():
+            message = record.message
+            if message.topic in sources:
+                await guarded(runtime, "ingest", message, on_source_record)
             else:
-                await guarded(runtime, "customer", record.message, partial(on_record, record))
-            if not rows.holds(record):
-                await inputs.ack(record)
+                await guarded(runtime, "customer", message, on_record)
 
-    async def on_source(record: Any, _message: Any) -> None:
-        await ingest.on_source_record(runtime, runtime.owned, record, on_parsed)
+    async def on_source_record(message: Any) -> None:
+        await ingest.on_source_record(runtime, runtime.owned, message, on_parsed)
 
-    async def on_record(record: Any, _message: Any) -> None:
-        message = record.message
+    async def on_record(message: Any) -> None:
         raw: bytes = message.value or b""
         key: bytes | None = message.key
         if key is None:
             await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
             return
         if identity.is_identity_message(raw):
-            await rows.settled(key)  # identity handlers read and write K's row inline
             await identity.on_message(runtime, key, raw, message)
             return
         try:
@@ -161,11 +146,11 @@ def install(runtime: Runtime) -> None:
         except EventError as exc:
             await dead_letter(runtime, message, exc.reason, exc.detail)
             return
-        await on_parsed(key, event, record)
+        await on_parsed(key, event, message)
 
-    async def on_parsed(key: bytes, event: Event, record: Any) -> None:
+    async def on_parsed(key: bytes, event: Event, message: Any) -> None:
         started = monotonic()
         clear_log_context()
         bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
-        await on_event(runtime, key, event, record)
+        await on_event(runtime, key, event, message)
         M.stage_seconds.labels("customer").observe(monotonic() - started)

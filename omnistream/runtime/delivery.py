@@ -4,8 +4,7 @@ A row write is the record that an input was handled: the event id goes into the 
 redelivered event is dropped as a duplicate. If the row reached the changelog and a send command
 did not (a kill -9 between the two, or two partitions led by different brokers), the
 redelivered event would be dropped and the send lost. So handlers produce their records, wait
-here until the broker acknowledged them, and only then write the row (the customer agent's
-events do the waiting in its row writer, ``runtime/rows.py``, so the agent need not stop). A crash before the row
+here until the broker acknowledged them, and only then write the row. A crash before the row
 write repeats the records when the input is redelivered; their ids are deterministic, so the
 repeat is harmless (Redis send dedup, idempotent identity messages).
 """

@@ -37,16 +37,14 @@ __all__ = ["Handle", "on_source_record"]
 log = logging.getLogger(__name__)
 
 Handle = Callable[[bytes, Event, Any], Awaitable[None]]
-"""The customer agent's handler for a parsed event: (customer key, event, Faust event)."""
+"""The customer agent's handler for a parsed event: (customer key, event, raw message)."""
 
 
 async def on_source_record(
-    runtime: Runtime, owned: OwnedPartitions, record: Any, handle: Handle
+    runtime: Runtime, owned: OwnedPartitions, message: Any, handle: Handle
 ) -> None:
-    """Validate one source record (a Faust event); handle it here, forward it, or dead-letter
-    it."""
+    """Validate one source record; handle it here, forward it, or dead-letter it."""
     started = monotonic()
-    message = record.message
     try:
         event = parse_event(message.value or b"")
     except EventError as exc:
@@ -58,6 +56,6 @@ async def on_source_record(
     M.ingest_routes.labels("direct" if direct else "forwarded").inc()
     M.stage_seconds.labels("ingest").observe(monotonic() - started)
     if direct:
-        await handle(key, event, record)
+        await handle(key, event, message)
     else:
         await runtime.topics.customer_events.send(key=key, value=message.value)

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from omnistream.domain.events import Event
 from omnistream.domain.state import CustomerState
 from omnistream.runtime.customers import on_event
 from omnistream.runtime.dlq import INTERNAL_ERROR, DeadLetter, guarded
-from omnistream.runtime.rows import RowWriter
 from omnistream.runtime.timers import TimerIndex
 from tests.unit.journey.helpers import catalog_of, ev
 
@@ -49,7 +47,7 @@ class FakeTopic:
 
 
 def fake_runtime(tmp_path: Path) -> Any:
-    runtime = SimpleNamespace(
+    return SimpleNamespace(
         catalog=catalog_of(tmp_path, WELCOME),
         customers={},
         aliases={},
@@ -58,8 +56,6 @@ def fake_runtime(tmp_path: Path) -> Any:
             sends={"email": FakeTopic()}, customer_events=FakeTopic(), dlq=FakeTopic()
         ),
     )
-    runtime.rows = RowWriter(runtime)  # type: ignore[arg-type]
-    return runtime
 
 
 def message(value: bytes = b"{}") -> Any:
@@ -68,28 +64,9 @@ def message(value: bytes = b"{}") -> Any:
     )
 
 
-def record(value: bytes = b"{}") -> Any:
-    """A Faust event: what the row writer acks."""
-    return SimpleNamespace(message=message(value))
-
-
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
-
-
-def with_id(event: Event, event_id: str) -> Event:
-    return event.model_copy(update={"event_id": event_id})
-
-
-def start_writer(runtime: Any) -> list[Any]:
-    acked: list[Any] = []
-
-    async def ack(event: Any) -> None:
-        acked.append(event)
-
-    runtime.rows.start(ack)
-    return acked
 
 
 def test_the_row_waits_for_the_broker_to_take_the_send(tmp_path: Path) -> None:
@@ -97,67 +74,32 @@ def test_the_row_waits_for_the_broker_to_take_the_send(tmp_path: Path) -> None:
     email: FakeTopic = runtime.topics.sends["email"]
 
     async def main() -> None:
-        acked = start_writer(runtime)
-        signup = record()
-        await on_event(runtime, b"c1", ev("signed_up"), signup)  # the agent goes on at once
-        assert runtime.rows.holds(signup)  # the writer, not the agent, acks this input
+        handling = asyncio.create_task(on_event(runtime, b"c1", ev("signed_up"), message()))
         await settle()
         assert len(email.sent) == 1  # the send command is produced ...
         assert b"c1" not in runtime.customers  # ... but the row waits for its acknowledgement
-        assert acked == []  # ... and so does the input's offset
+        assert not handling.done()
         email.deliveries[0].set_result(None)
-        await settle()
+        await handling
         row = CustomerState.from_bytes(runtime.customers[b"c1"])
         assert row.recent_event_ids  # the event is recorded only now
-        assert acked == [signup]
-
-    asyncio.run(main())
-
-
-def test_the_next_input_sees_the_row_that_waits(tmp_path: Path) -> None:
-    """A customer's second event is handled while the first one's row waits for its send: it
-    must build on that row, and the rows are written in input order."""
-    runtime = fake_runtime(tmp_path)
-    email: FakeTopic = runtime.topics.sends["email"]
-
-    async def main() -> None:
-        acked = start_writer(runtime)
-        first, second = record(), record()
-        await on_event(runtime, b"c1", with_id(ev("signed_up"), "e1"), first)
-        await on_event(runtime, b"c1", with_id(ev("page_viewed"), "e2"), second)
-        await on_event(runtime, b"c1", with_id(ev("signed_up"), "e1"), record())  # repeated
-        await settle()
-        assert b"c1" not in runtime.customers and acked == []
-        assert len(email.sent) == 1  # the repeated sign-up was known from the waiting row
-        email.deliveries[0].set_result(None)
-        await settle()
-        row = CustomerState.from_bytes(runtime.customers[b"c1"])
-        assert row.recent_event_ids[-2:] == ["e1", "e2"]
-        assert acked == [first, second]
 
     asyncio.run(main())
 
 
 def test_an_unacknowledged_send_leaves_the_row_unwritten(tmp_path: Path) -> None:
-    """The input goes to the DLQ with the error, and a redelivery of the event would run the
-    journey again (the row does not know the event)."""
+    """The error reaches the agent's guard, the record goes to the DLQ, and a redelivery of the
+    event would run the journey again (the row does not know the event)."""
     runtime = fake_runtime(tmp_path)
     email: FakeTopic = runtime.topics.sends["email"]
-    dlq: FakeTopic = runtime.topics.dlq
 
     async def main() -> None:
-        acked = start_writer(runtime)
-        signup = record()
-        await on_event(runtime, b"c1", ev("signed_up"), signup)
+        handling = asyncio.create_task(on_event(runtime, b"c1", ev("signed_up"), message()))
         await settle()
         email.deliveries[0].set_exception(RuntimeError("broker gone"))
-        await settle()
+        with pytest.raises(RuntimeError, match="broker gone"):
+            await handling
         assert b"c1" not in runtime.customers
-        assert runtime.rows.latest(b"c1") is None
-        letter = DeadLetter.from_headers(dlq.sent[0]["headers"])
-        assert letter.reason == INTERNAL_ERROR
-        assert "broker gone" in letter.detail
-        assert acked == [signup]
 
     asyncio.run(main())
 
