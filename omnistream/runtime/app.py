@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 class Topics:
     """Every topic the worker reads or writes (values and keys are raw bytes)."""
 
-    sources: Any
     customer_events: Any
     customer_inputs: Any
     """What the customer agent reads: ``customer_events`` and the source topics (ingest)."""
@@ -126,7 +125,6 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
 
     app = _faust_app(settings)
     topics = Topics(
-        sources=_raw_topic(app, *settings.source_topics),
         customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
         # Internal: Faust creates the customer topic, and any source topic that is missing
         # (with the same partition count, so they are assigned together); existing topics are

@@ -25,6 +25,7 @@ from omnistream.domain.identity import (
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
 from omnistream.runtime.delivery import Pending, delivered
+from omnistream.runtime.dlq import dead_letter
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -64,8 +65,6 @@ def _delete_row(runtime: Runtime, key: bytes) -> None:
 
 
 async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> None:
-    from omnistream.runtime.dlq import dead_letter
-
     try:
         if raw.startswith(b'{"kind":"claim"'):
             await _on_claim(runtime, key, Claim.model_validate_json(raw))

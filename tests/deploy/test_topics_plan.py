@@ -165,7 +165,7 @@ def test_plan_covers_every_topic_the_runtime_declares() -> None:
     changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
     declared = {
         *(name for agent in app.agents.values() for name in agent.channel.topics),
-        *runtime.topics.sources.topics,
+        *s.source_topics,
         runtime.topics.customer_events.get_topic_name(),
         runtime.topics.dlq.get_topic_name(),
         *(t.get_topic_name() for t in runtime.topics.sends.values()),
