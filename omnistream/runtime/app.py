@@ -74,7 +74,8 @@ def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
-        broker_consumer=transport.consumer_url(settings.broker),
+        broker_consumer=transport.driver_url(settings.broker),
+        broker_producer=transport.driver_url(settings.broker),
         store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition as TP
 
-from omnistream.runtime.transport import SCHEME, consumer_url, seek_assigned_to_committed
+from omnistream.runtime.transport import SCHEME, driver_url, seek_assigned_to_committed
 
 
-def test_consumer_url_rewrites_every_broker() -> None:
-    assert consumer_url("kafka://a:9092;kafka://b:9093") == f"{SCHEME}://a:9092;{SCHEME}://b:9093"
-    assert consumer_url("b:9092") == f"{SCHEME}://b:9092"
+def test_driver_url_rewrites_every_broker() -> None:
+    assert driver_url("kafka://a:9092;kafka://b:9093") == f"{SCHEME}://a:9092;{SCHEME}://b:9093"
+    assert driver_url("b:9092") == f"{SCHEME}://b:9092"
 
 
 class FakeConsumer:
