@@ -42,6 +42,12 @@ def _ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     rate = pipe.get("pipeline_1_worker_per_s")
     if rate and base.get("faust_noop_agent_per_s"):
         ratios["pipeline / faust no-op"] = rate / base["faust_noop_agent_per_s"]
+    if base.get("faust_table_write_agent_per_s") and base.get("faust_noop_agent_per_s"):
+        ratios["faust table write / no-op"] = (
+            base["faust_table_write_agent_per_s"] / base["faust_noop_agent_per_s"]
+        )
+    if rate and base.get("faust_table_write_agent_per_s"):
+        ratios["pipeline / faust table write"] = rate / base["faust_table_write_agent_per_s"]
     if rate and base.get("raw_aiokafka_consume_per_s"):
         ratios["pipeline / raw aiokafka"] = rate / base["raw_aiokafka_consume_per_s"]
     if rate and pipe.get("pipeline_1_worker_unkeyed_per_s"):

@@ -1,7 +1,8 @@
-"""Baselines on the same broker: a raw aiokafka consume loop and a Faust agent that does nothing.
+"""Baselines on the same broker: a raw aiokafka consume loop, a Faust agent that does nothing,
+and the same agent writing one table row per record.
 
-These are the ceilings the pipeline is compared with: the broker/client limit and Faust's own
-per-record cost.
+These are the ceilings the pipeline is compared with: the broker/client limit, Faust's own
+per-record cost, and Faust's cost for per-record state (one changelog record per event).
 """
 
 from __future__ import annotations
@@ -45,13 +46,16 @@ async def raw_consume_rate(broker_url: str, topic: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def faust_noop_rate(broker_url: str, topic: str, count: int, workdir: Path) -> float:
+def faust_noop_rate(
+    broker_url: str, topic: str, count: int, workdir: Path, write_table: bool = False
+) -> float:
     """Run benchmarks/faust_noop.py as a worker process; it reports its own rate."""
     result = workdir / f"noop-{topic}.json"
     env = dict(os.environ)
     env.update(
         NOOP_BROKER=broker_url, NOOP_TOPIC=topic, NOOP_COUNT=str(count), NOOP_RESULT=str(result),
         NOOP_WEB_PORT=str(devstack.free_port()), NOOP_DATADIR=str(workdir / f"noop-{topic}"),
+        NOOP_TABLE="1" if write_table else "0",
     )  # fmt: skip
     proc, log = devstack.spawn(
         "noop",
@@ -75,19 +79,23 @@ def run(broker_url: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
     count = 50_000 if quick else 200_000
     noop_count = 20_000 if quick else 60_000
     repeats = 1 if quick else 3
-    raw_rates, noop_rates = [], []
+    raw_rates, noop_rates, table_rates = [], [], []
+    keyed = [(b"c%d" % (i % 5000), PAYLOAD) for i in range(noop_count)]  # 5k customers
     for i in range(repeats):
         topic = f"bench.raw.{i}"
         asyncio.run(create_topic(broker_url, topic, 4))
         asyncio.run(produce_bulk(broker_url, topic, ((None, PAYLOAD) for _ in range(count))))
         raw_rates.append(asyncio.run(raw_consume_rate(broker_url, topic, count)))
-        ntopic = f"bench.noop.{i}"
-        asyncio.run(create_topic(broker_url, ntopic, 4))
-        asyncio.run(produce_bulk(broker_url, ntopic, ((None, PAYLOAD) for _ in range(noop_count))))
-        noop_rates.append(faust_noop_rate(broker_url, ntopic, noop_count, workdir))
+        for write_table, rates in ((False, noop_rates), (True, table_rates)):
+            ntopic = f"bench.{'table' if write_table else 'noop'}.{i}"
+            asyncio.run(create_topic(broker_url, ntopic, 4))
+            asyncio.run(produce_bulk(broker_url, ntopic, keyed))
+            rates.append(faust_noop_rate(broker_url, ntopic, noop_count, workdir, write_table))
     return {
         "raw_aiokafka_consume_per_s": median(raw_rates),
         "faust_noop_agent_per_s": median(noop_rates),
+        "faust_table_write_agent_per_s": median(table_rates),
         "raw_runs": raw_rates,
         "noop_runs": noop_rates,
+        "table_write_runs": table_rates,
     }

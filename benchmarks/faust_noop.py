@@ -1,7 +1,9 @@
 """A Faust agent that does nothing but count: Faust's own per-record cost on this broker.
 
-Configured like the omnistream worker (raw serializers, our own logging, same broker settings),
-so the comparison with the pipeline is fair.
+Configured like the omnistream worker (raw serializers, our own logging, same broker settings,
+same table store: memory), so the comparison with the pipeline is fair. With ``NOOP_TABLE=1``
+it also writes each record to a table row (one changelog record per event, as the customer
+agent does): the least any pipeline that keeps per-customer state in a Faust table pays.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ setup_logging("WARNING")
 TOPIC = os.environ["NOOP_TOPIC"]
 COUNT = int(os.environ["NOOP_COUNT"])
 RESULT = Path(os.environ["NOOP_RESULT"])
+WRITE_TABLE = os.environ.get("NOOP_TABLE") == "1"
 
 app = faust.App(
     f"noop-{TOPIC}",
@@ -37,12 +40,15 @@ app = faust.App(
     datadir=os.environ["NOOP_DATADIR"],
 )
 topic = app.topic(TOPIC, key_type=bytes, value_type=bytes)
+rows = app.Table("rows", default=None, key_type=bytes, value_type=bytes, partitions=4)
 state: dict[str, Any] = {"n": 0, "t0": None}
 
 
 @app.agent(topic, concurrency=1)
 async def noop(stream: Any) -> None:
-    async for _value in stream:
+    async for event in stream.events():
+        if WRITE_TABLE:
+            rows[event.key] = event.value
         if state["t0"] is None:
             state["t0"] = time.perf_counter()
         state["n"] += 1
