@@ -136,6 +136,8 @@ def start_fleet(
             OMNISTREAM_REBALANCE_TIMEOUT_S="3", OMNISTREAM_SESSION_TIMEOUT_S="6",
             OMNISTREAM_FETCH_MAX_WAIT_MS="10", OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
             OMNISTREAM_PARTITIONS="4",
+            # each run its own caps and dedup keys: a rerun of the same traffic must send again
+            OMNISTREAM_CHANNELS_REDIS_PREFIX=f"{run}:",
         )  # fmt: skip
         env.update(extra_env or {})
         proc, _log = devstack.spawn(
