@@ -174,6 +174,7 @@ _SECTIONS: list[tuple[str, list[_Spec]]] = [
         ("DLQ records by reason", [(_rate("omnistream_dlq_records_total", "reason"), "{{reason}}")], "ops", 8, "Acknowledged by the broker on the dead-letter topic."),
         ("Kafka records consumed by topic", [(_rate("omnistream_kafka_consumed_records_total", "topic"), "{{topic}}")], "ops", 8, ""),
         ("Customer inputs by kind", [(_rate("omnistream_customer_inputs_total", "kind"), "{{kind}}"), (_rate("omnistream_events_duplicate_total", "job"), "duplicate")], "ops", 8, ""),
+        ("Source records by route", [(_rate("omnistream_ingest_routes_total", "route"), "{{route}}")], "ops", 8, "direct: handled where it was read (keyed by customer, see the README's Keys); forwarded: one more produce and consume."),
     ]),
     ("Latency", [
         ("Processing time per stage (p50/p95/p99)", _pcts("omnistream_stage_seconds", "stage", (0.5, 0.95, 0.99)), "s", 12, "Time one record spends in each stage."),
