@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from benchmarks.bench_pipeline import Fleet, start_fleet
-from benchmarks.common import bootstrap
+from benchmarks.common import bootstrap, produce_bulk
 from omnistream import devstack
 from omnistream.domain.events import parse_event
 from omnistream.domain.identity import claims_for, identifier_key
@@ -181,16 +181,6 @@ def traffic(count: int, customers: int, tag: str) -> Iterator[tuple[bytes, bytes
         })  # fmt: skip
 
 
-async def _produce(broker: str, topic: str, records: Iterator[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(broker), linger_ms=20)
-    await producer.start()
-    try:
-        pending = [await producer.send(topic, value, key=key) for key, value in records]
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-
-
 def proc_status(pid: int) -> dict[str, float]:
     """VmRSS and VmHWM of a process, MiB."""
     figures = {}
@@ -282,7 +272,7 @@ def measure(
         if events:
             base, produced_at = fleet.totals()[0], time.monotonic()
             records = traffic(events, customers, store.split(":")[0])
-            asyncio.run(_produce(broker, f"{fleet.prefix}events.app", records))
+            asyncio.run(produce_bulk(broker, f"{fleet.prefix}events.app", records))
             rate = _drain(fleet, base, events, produced_at)
             after_traffic = _settled_rss(proc.pid)
             print(

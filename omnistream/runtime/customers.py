@@ -130,7 +130,7 @@ def install(runtime: Runtime) -> None:
                 await guarded(runtime, "customer", message, on_record)
 
     async def on_source_record(message: Any) -> None:
-        await ingest.on_source_record(runtime, runtime.owned, message, on_parsed)
+        await ingest.on_source_record(runtime, message, on_parsed)
 
     async def on_record(message: Any) -> None:
         raw: bytes = message.value or b""

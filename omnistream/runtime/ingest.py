@@ -27,7 +27,6 @@ from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
 from omnistream.runtime.dlq import dead_letter
-from omnistream.runtime.partitions import OwnedPartitions
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -40,9 +39,7 @@ Handle = Callable[[bytes, Event, Any], Awaitable[None]]
 """The customer agent's handler for a parsed event: (customer key, event, raw message)."""
 
 
-async def on_source_record(
-    runtime: Runtime, owned: OwnedPartitions, message: Any, handle: Handle
-) -> None:
+async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> None:
     """Validate one source record; handle it here, forward it, or dead-letter it."""
     started = monotonic()
     try:
@@ -52,7 +49,7 @@ async def on_source_record(
         return
     M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
     key = route_key(event).encode()
-    direct = owned.handles_here(key, message.partition)
+    direct = runtime.owned.handles_here(key, message.partition)
     M.ingest_routes.labels("direct" if direct else "forwarded").inc()
     M.stage_seconds.labels("ingest").observe(monotonic() - started)
     if direct:
