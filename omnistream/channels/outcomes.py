@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from omnistream.domain.commands import Send
 from omnistream.domain.events import Event, key_fields
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 
 __all__ = ["NO_FALLBACK", "OutcomeType", "not_delivered", "outcome_event"]
@@ -57,7 +58,7 @@ def outcome_event(
         {
             "event_id": f"{_id_part(send.send_id)}.{type_}.{send.position}",
             "type": type_,
-            "source": "omnistream",
+            "source": SYSTEM_SOURCE,
             "timestamp": now,
             "properties": properties,
             **key_fields(send.customer_key),

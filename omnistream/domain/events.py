@@ -12,11 +12,13 @@ short machine ``reason`` (used as a metric label and in the DLQ record) and a hu
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from omnistream.domain.vocabulary import RESERVED_KEY_PREFIXES, SYSTEM_SOURCE, is_system_event_type
 
 __all__ = [
     "MAX_DEPTH",
@@ -24,6 +26,7 @@ __all__ = [
     "SOURCES",
     "Event",
     "EventError",
+    "check_producer_event",
     "event_json_schema",
     "key_fields",
     "parse_event",
@@ -38,7 +41,7 @@ MAX_DEPTH: Final = 10
 SOURCES: Final = ("site", "app", "crm", "store", "omnistream")
 """Where events come from; ``omnistream`` marks events the system itself produced."""
 
-RESERVED_PREFIXES: Final = ("anon:", "email:", "phone:", "crm:")
+RESERVED_PREFIXES: Final = RESERVED_KEY_PREFIXES
 """Prefixes of provisional row keys (see domain/identity.py); only omnistream may use them."""
 
 Source = Literal["site", "app", "crm", "store", "omnistream"]
@@ -88,7 +91,7 @@ class Event(BaseModel):
         if self.customer_id is None and self.anonymous_id is None:
             raise ValueError("an event needs customer_id or anonymous_id (or both)")
         cid = self.customer_id
-        if cid is not None and self.source != "omnistream" and cid.startswith(RESERVED_PREFIXES):
+        if cid is not None and self.source != SYSTEM_SOURCE and cid.startswith(RESERVED_PREFIXES):
             raise ValueError(
                 f"customer_id must not start with {', '.join(RESERVED_PREFIXES)}: "
                 "those prefixes name omnistream's internal row keys"
@@ -169,6 +172,29 @@ def parse_event(raw: bytes | bytearray | memoryview | str) -> Event:
         return Event.model_validate(data)
     except ValidationError as exc:
         raise EventError("invalid", _describe(exc)) from None
+
+
+def check_producer_event(event: Event, now: datetime, max_future: timedelta) -> None:
+    """Refuse what a backend producer may not say on a source topic (``EventError``).
+
+    - ``reserved``: the source ``omnistream`` or a system event type (timer firings, send
+      outcomes, erasure; ``domain/vocabulary.py``): those come only from omnistream itself, on
+      its internal topic, so a producer cannot move a journey on, forge engagement, withdraw
+      consent or erase a customer. (Reserved key prefixes are refused by ``Event`` itself for
+      every source but ``omnistream``.)
+    - ``future_timestamp``: a time more than ``max_future`` ahead of ``now``. ``last_seen`` keeps
+      the latest time it saw, so one event dated 9999 would freeze it there for good.
+    """
+    if event.source == SYSTEM_SOURCE:
+        raise EventError("reserved", f"source {SYSTEM_SOURCE!r} is omnistream's own")
+    if is_system_event_type(event.type):
+        raise EventError("reserved", f"event type {event.type!r} is produced by omnistream only")
+    if event.timestamp > now + max_future:
+        raise EventError(
+            "future_timestamp",
+            f"timestamp {event.timestamp.isoformat()} is more than "
+            f"{max_future.total_seconds():.0f} s ahead of the worker's clock",
+        )
 
 
 def event_json_schema() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from omnistream.domain.state import (
     EventSummary,
     JourneyRecord,
 )
+from omnistream.domain.vocabulary import FORGET_EVENT
 
 __all__ = [
     "FORGET_EVENT",
@@ -63,8 +64,6 @@ __all__ = [
     "route_key",
 ]
 
-FORGET_EVENT: Final = "forget_customer"
-"""Event type of a right-to-erasure request; the runtime handles it with ``forget``."""
 
 RANKS: Final = {"customer": 5, "crm": 4, "email": 3, "phone": 2, "anon": 1}
 _PREFIXES: Final = {"crm:": "crm", "email:": "email", "phone:": "phone", ANONYMOUS_PREFIX: "anon"}

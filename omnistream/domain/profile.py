@@ -32,6 +32,7 @@ from omnistream.domain.profile_model import (
     ViewedProduct,
     WebPushSubscription,
 )
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 
 __all__ = [
     "MAX_CART_ITEMS",
@@ -98,11 +99,11 @@ def apply_event_with_issues(profile: Profile, event: Event) -> tuple[Profile, li
     update: dict[str, Any] = {}
     handler = HANDLERS.get(event.type)
     if handler is not None:
-        if event.type in OUTCOME_TYPES and event.source != "omnistream":
+        if event.type in OUTCOME_TYPES and event.source != SYSTEM_SOURCE:
             issues.append(f"{event.type}.source")
         else:
             update = handler(profile, event, issues)
-    if event.source != "omnistream" or event.type in _SYSTEM_ACTIVITY:
+    if event.source != SYSTEM_SOURCE or event.type in _SYSTEM_ACTIVITY:
         at = event.timestamp
         if profile.first_seen is None or at < profile.first_seen:
             update["first_seen"] = at

@@ -27,6 +27,7 @@ from omnistream.domain.state import (
     Instance,
     Timer,
 )
+from omnistream.domain.vocabulary import SYSTEM_SOURCE, TIMER_FIRED
 from omnistream.journey.model import AnyStep, Catalog, Journey, SendStep, WaitForStep, WaitStep
 from omnistream.journey.runner import Tx, enter, exit_instance, run
 from omnistream.journey.sending import deliver, engagement_timeout, start_send
@@ -34,7 +35,6 @@ from omnistream.journey.triggers import arm_after, fire_trigger, sync_dates
 
 __all__ = ["OUTCOMES", "TIMER_FIRED", "step"]
 
-TIMER_FIRED: Final = "timer_fired"
 OUTCOMES: Final = frozenset(
     {"message_sent", "message_failed", "message_suppressed", "message_fallback"}
 )
@@ -59,10 +59,10 @@ def step(
         update["recent_events"] = [*state.recent_events[-(RECENT_EVENTS - 1) :], summary]
     new = state.model_copy(update=update)
     tx = Tx(catalog, new, event, now)
-    if event.source == "omnistream" and event.type == TIMER_FIRED:
+    if event.source == SYSTEM_SOURCE and event.type == TIMER_FIRED:
         _fire(tx)
         return tx.state, tx.commands
-    if event.source == "omnistream" and event.type in OUTCOMES:
+    if event.source == SYSTEM_SOURCE and event.type in OUTCOMES:
         _outcome(tx)
     if event.type in catalog.listened and new.instances:
         _listen(tx)

@@ -21,6 +21,7 @@ from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
 
@@ -81,7 +82,7 @@ def _event(raw: Mapping[str, Any], number: int, customer_key: str, sim: Simulati
             None,
         )
         if match is not None:
-            data["source"] = "omnistream"
+            data["source"] = SYSTEM_SOURCE
             props.update(
                 send_id=match.send_id,
                 journey_id=match.journey_id,
@@ -174,7 +175,7 @@ def simulate(
             event = Event(
                 event_id=f"timer:{timer.timer_id}",
                 type="timer_fired",
-                source="omnistream",
+                source=SYSTEM_SOURCE,
                 timestamp=timer.due,
                 properties={"timer_id": timer.timer_id, "instance_id": timer.instance_id},
                 **key_fields(customer_key),

@@ -20,6 +20,7 @@ from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
 from omnistream.domain.state import CustomerState
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def input_kind(event: Event) -> str:
     """Label for metrics: customer event, timer firing or send outcome."""
-    if event.source != "omnistream":
+    if event.source != SYSTEM_SOURCE:
         return "event"
     return "timer" if event.type == "timer_fired" else "outcome"
 

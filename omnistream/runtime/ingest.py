@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from omnistream.clock import monotonic
-from omnistream.domain.events import Event, EventError, parse_event
+from omnistream.clock import monotonic, utcnow
+from omnistream.domain.events import Event, EventError, check_producer_event, parse_event
 from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
 from omnistream.runtime.dlq import dead_letter
@@ -40,10 +41,17 @@ Handle = Callable[[bytes, Event, Any], Awaitable[None]]
 
 
 async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> None:
-    """Validate one source record; handle it here, forward it, or dead-letter it."""
+    """Validate one source record; handle it here, forward it, or dead-letter it.
+
+    Besides the envelope, a source record must not say what only omnistream may say (reserved
+    sources and event types) nor come from the far future (``check_producer_event``): the check
+    happens here, before forwarding, because ``omni.customer-events`` trusts what it carries.
+    """
     started = monotonic()
+    max_future = timedelta(seconds=runtime.settings.max_future_skew_s)
     try:
         event = parse_event(message.value or b"")
+        check_producer_event(event, utcnow(), max_future)
     except EventError as exc:
         await dead_letter(runtime, message, exc.reason, exc.detail)
         return

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from omnistream.clock import utcnow
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.state import CustomerState
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 from omnistream.runtime.partitions import partition_of
 
@@ -36,7 +37,7 @@ def timer_fired_event(customer_key: str, timer_id: str, due: datetime) -> Event:
     return Event(
         event_id=f"timer:{timer_id}",
         type="timer_fired",
-        source="omnistream",
+        source=SYSTEM_SOURCE,
         timestamp=due,
         properties={"timer_id": timer_id},
         **key_fields(customer_key),
