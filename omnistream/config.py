@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         "so the embedded dev/test stack uses 10).",
     )
     session_timeout_s: float = Field(default=30.0, gt=0)
+    max_future_skew_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="Source events dated further ahead of the worker's clock than this go to "
+        "the DLQ (reason future_timestamp): one event dated 9999 would freeze last_seen.",
+    )
     recovery_consistency_check: bool = Field(
         default=True,
         description="Faust's check that a changelog partition was not read past its end; a "
