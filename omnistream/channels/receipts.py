@@ -12,6 +12,10 @@ Events: ``message_delivered``, ``message_opened``, ``message_clicked``, ``messag
 ``provider_message_id`` and ``status`` properties. Their ids are derived from the provider's
 event identity, so the customer agent's dedup also drops repeats the cache let through.
 
+Every receipt of a request is validated before any replay key is claimed, and a receipt's
+``occurred_at`` is clamped to the time it arrived (a provider's clock in the future must not
+move engagement there).
+
 Caveat: the replay key is claimed before the runtime has produced the events. If producing
 fails, answer 5xx and the provider's retry will be refused as a replay within the cache window;
 the window is short for timestamped providers (their retries are re-signed) and this is logged.
@@ -33,6 +37,7 @@ from pydantic import ValidationError
 from omnistream.channels.settings import ChannelProviders, ChannelSettings
 from omnistream.config import Settings
 from omnistream.domain.events import Event, key_fields
+from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 from omnistream.ports import DedupStore, Provider, Receipt, ReceiptRejected
 from omnistream.providers.registry import build_provider
@@ -93,16 +98,23 @@ class ReceiptHandler:
             if len(body) > MAX_RECEIPT_BYTES:
                 raise ReceiptRejected(413, "body too large")
             receipts = provider.parse_receipt(CIMultiDict(headers), body, url, now)
-            fresh = [r for r in receipts if await self._first_time(provider_name, r)]
+            # Every receipt is turned into its event (and so validated) before any replay key
+            # is claimed: a request refused for one bad receipt must not burn the keys of the
+            # good ones, or the provider's corrected retry would be refused as a replay.
+            events = [self._event(provider_name, receipt, now) for receipt in receipts]
+            fresh = [
+                (receipt, event)
+                for receipt, event in zip(receipts, events, strict=True)
+                if await self._first_time(provider_name, receipt)
+            ]
             if receipts and not fresh:
                 raise ReceiptRejected(409, "replayed request")
-            events = [self._event(provider_name, receipt, now) for receipt in fresh]
         except ReceiptRejected as rejected:
             M.receipts_rejected.labels(label, str(rejected.status)).inc()
             raise
-        for receipt in fresh:
+        for receipt, _ in fresh:
             M.receipts.labels(provider_name, receipt.status).inc()
-        return events
+        return [event for _, event in fresh]
 
     async def _first_time(self, provider_name: str, receipt: Receipt) -> bool:
         digest = hashlib.sha256(receipt.replay_id.encode()).hexdigest()[:32]
@@ -130,8 +142,10 @@ class ReceiptHandler:
                 {
                     "event_id": f"rcpt.{identity[:40]}",
                     "type": _EVENT_TYPES[receipt.status],
-                    "source": "omnistream",
-                    "timestamp": receipt.occurred_at or now,
+                    "source": SYSTEM_SOURCE,
+                    # A signed receipt can still carry a wrong clock: nothing happened after
+                    # now, and a time in 9999 would freeze the channel's engagement there.
+                    "timestamp": min(receipt.occurred_at or now, now),
                     "properties": properties,
                     **key_fields(receipt.customer_key),
                 }

@@ -195,3 +195,24 @@ async def test_a_provider_serving_one_channel_names_it_on_its_receipts(
     )  # fmt: skip
     (event,) = await shared.handle_webhook("webhook", headers, body, T0)
     assert "channel" not in event.properties  # ambiguous: never guessed
+
+
+async def test_a_rejected_receipt_burns_no_replay_key_of_a_good_one(
+    handler: ReceiptHandler,
+) -> None:
+    bad = {"id": "evt-9", "type": "opened", "send_id": "send-1", "customer_key": "no spaces!"}
+    headers, body = signed([OPEN, bad])
+    with pytest.raises(ReceiptRejected) as caught:
+        await handler.handle_webhook("webhook", headers, body, T0)
+    assert caught.value.reason == "receipt fields are not valid"
+    # The provider fixes the bad one and resends: the good receipt must still go through.
+    headers, body = signed([OPEN])
+    [opened] = await handler.handle_webhook("webhook", headers, body, T0)
+    assert opened.type == "message_opened"
+
+
+async def test_a_receipt_dated_in_the_future_is_clamped_to_now(handler: ReceiptHandler) -> None:
+    future = {**OPEN, "occurred_at": "9999-12-31T00:00:00+00:00"}
+    headers, body = signed([future])
+    [opened] = await handler.handle_webhook("webhook", headers, body, T0)
+    assert opened.timestamp == T0
