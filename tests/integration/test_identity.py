@@ -13,7 +13,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from redis import Redis
 
+from omnistream.config import Settings
 from omnistream.dev import fetch
+from omnistream.runtime.admin import forget_event, produce_forget
 
 from .conftest import Stack, Worker, wait_until
 from .test_walking_skeleton import counter
@@ -171,10 +173,18 @@ def test_forget_removes_profile_links_timers_and_redis_keys(
     _, before = customer(worker, "c-9")
     assert before["pending_timers"]
 
-    from omnistream.runtime.admin import forget_event
+    # A producer cannot erase: the same request on a source topic is refused (DLQ "reserved").
+    forged = orjson.loads(forget_event("c-9").to_json()) | {"source": "crm", "event_id": "f-1"}
+    asyncio.run(produce(stack, [("crm", orjson.dumps(forged))]))
+    wait_until(
+        lambda: counter(worker.metrics(), "omnistream_events_rejected_total", reason="reserved"),
+        30, "the forged erasure to be refused",
+    )  # fmt: skip
+    assert customer(worker, "c-9")[1]["pending_timers"] == before["pending_timers"]
 
-    forget = forget_event("c-9")
-    asyncio.run(produce(stack, [("crm", forget.to_json()), ("crm", forget.to_json())]))
+    settings = Settings(broker=stack.broker_url, topic_prefix=stack.prefix)
+    asyncio.run(produce_forget(settings, "c-9", None))
+    asyncio.run(produce_forget(settings, "c-9", None))  # a repeated request changes nothing more
     wait_until(lambda: customer(worker, "c-9")[0] == 404, 30, "the profile to be forgotten")
     wait_until(lambda: customer(worker, "anon:d3")[0] == 404, 30, "the alias to be released")
     assert redis.keys(f"{stack.redis_prefix}*{{c-9}}*") == []
