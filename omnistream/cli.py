@@ -30,6 +30,18 @@ def _load_catalog_or_exit(directory: Path):  # type: ignore[no-untyped-def]
         sys.exit(1)
 
 
+def ensure_data_dir(path: Path) -> None:
+    """Create the worker's data directory with its parents (Faust makes only the last level, so
+    a fresh checkout or container crashed on ``var/worker``); a clear error if it cannot."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            f"cannot create the data directory {path} (OMNISTREAM_DATA_DIR): {reason}"
+        ) from None
+
+
 @click.group()
 @click.version_option(__version__, prog_name="omnistream")
 def cli() -> None:
@@ -51,6 +63,7 @@ def worker() -> None:
 
         mode.loop.use("uvloop")  # before the app exists, so Faust and aiokafka run on it
     catalog = _load_catalog_or_exit(settings.journeys_dir)
+    ensure_data_dir(settings.data_dir)
     runtime = build_runtime(settings, catalog)
     faust.Worker(
         runtime.app, loglevel=settings.log_level, override_logging=False, quiet=True
