@@ -59,6 +59,14 @@ BAD = {
                   "timestamp": "2026-11-24T10:00:00Z"}): "invalid",  # no identity
     b"[]": "not_an_object",
     envelope("b2", "huge", "c-3", blob="x" * 70_000): "too_large",
+    # What only omnistream may say, forged by a producer (docs/security.md):
+    orjson.dumps({"event_id": "f1", "type": "message_opened", "source": "omnistream",
+                  "customer_id": "c-1", "timestamp": "2026-11-24T10:00:00Z",
+                  "properties": {"channel": "email"}}): "reserved",
+    envelope("f2", "message_unsubscribed", "c-1", channel="email"): "reserved",
+    envelope("f3", "timer_fired", "c-1", timer_id="t-1"): "reserved",
+    orjson.dumps({"event_id": "f4", "type": "order_placed", "source": "site", "customer_id": "c-1",
+                  "timestamp": "9999-12-31T00:00:00Z"}): "future_timestamp",
 }  # fmt: skip
 
 
