@@ -21,6 +21,7 @@ test (0 of 14 with this fix); ``tests/integration/test_producer_metadata.py`` sh
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, cast
 
 import aiokafka
@@ -28,6 +29,8 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition as TP
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from omnistream.runtime.acks import UnackedRecords
 
 __all__ = [
     "SCHEME",
@@ -97,9 +100,25 @@ class TrackingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]
 
 
 class Producer(faust_aiokafka.Producer):
+    """Faust's producer whose flush (run before every offset commit) waits until every record
+    given to its buffer, i.e. every table changelog write, is acknowledged (``runtime/acks.py``:
+    state before offsets)."""
+
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
         return TrackingProducer
+
+    @cached_property
+    def unacked(self) -> UnackedRecords:
+        return UnackedRecords()
+
+    def send_soon(self, fut: Any) -> None:
+        self.unacked.track(fut)
+        super().send_soon(fut)
+
+    async def flush(self) -> None:
+        await super().flush()
+        await self.unacked.wait()
 
 
 class Consumer(faust_aiokafka.Consumer):
