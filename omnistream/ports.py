@@ -55,9 +55,10 @@ class Claim:
     - ``in_flight``: someone else holds it (``record`` is their marker).
     - ``done``: it was finished before; ``record`` is what the finisher stored.
     - ``capped``: not claimed, ``counter`` (index into the counters asked about) is full.
+    - ``taken_over``: this caller owns the send now, after replacing a dead owner's marker.
     """
 
-    status: Literal["claimed", "in_flight", "done", "capped"]
+    status: Literal["claimed", "in_flight", "done", "capped", "taken_over"]
     record: bytes | None = None
     counter: int | None = None
 
@@ -79,6 +80,19 @@ class DedupStore(Protocol):
 
     async def release(self, key: str, token: str) -> None:
         """Drop the in-flight marker if it is still ``token``'s, so the send can be tried again."""
+        ...
+
+    async def take_over(self, key: str, held: bytes, token: str, ttl_ms: int) -> bool:
+        """Replace the in-flight marker ``held`` (a dead owner's) with ``token``'s, atomically, only
+        if ``held`` is still what ``key`` holds; ``True`` when this caller owns the send now."""
+        ...
+
+    async def lease(self, key: str, ttl_ms: int) -> None:
+        """Say that the owner named by ``key`` is alive for the next ``ttl_ms`` (a heartbeat)."""
+        ...
+
+    async def leased(self, key: str) -> bool:
+        """Whether the owner named by ``key`` renewed its lease recently enough."""
         ...
 
 

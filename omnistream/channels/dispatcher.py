@@ -22,9 +22,11 @@ short expiry (``in_flight_ttl_s``); after the provider answers it becomes a *don
 the long dedup expiry, holding the outcomes. A redelivery of a done send replays its outcomes and
 fallback (same ids; the customer agent and the next channel's dedup drop repeats), so a worker
 that died after marking done but before producing loses nothing. A redelivery that finds another
-worker's in-flight marker waits for it to finish or lapse. A worker that died *during* the
-provider call leaves a marker that lapses, and the send is tried again: at-least-once, with the
-send id as the provider's idempotency key where the provider has one.
+worker's in-flight marker waits for it to finish or lapse, unless the marker names an owner
+whose lease lapsed: a worker killed *during* the provider call no longer holds its lease
+(``owner_lease_s``, renewed every third of it), so its claim is taken over at once instead of
+holding the channel for ``in_flight_ttl_s``, and the send is tried again: at-least-once, with
+the send id as the provider's idempotency key where the provider has one.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from omnistream.channels.outcomes import not_delivered, outcome_event
+from omnistream.channels.owners import OwnerLease, worker_owner_id
 from omnistream.channels.retry import (
     CircuitBreaker,
     RetryPolicy,
@@ -111,6 +113,7 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
         breakers: Mapping[str, CircuitBreaker] | None = None,
+        owner: str | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._dedup = dedup
@@ -126,6 +129,15 @@ class Dispatcher:
             s.retry_attempts, s.retry_base_s, s.retry_max_s, s.retry_after_max_s
         )
         self._breakers = dict(breakers or {})
+        self.lease = OwnerLease(
+            owner,
+            dedup,
+            prefix=s.redis_prefix,
+            lease_s=s.owner_lease_s,
+            clock=clock,
+            redis=self._redis,
+        )
+        """This worker's name in its claims, its lease, and the check of other owners'."""
 
     # --- the policy -------------------------------------------------------------------------
 
@@ -153,8 +165,12 @@ class Dispatcher:
             journey_id=send.journey_id,
             category=send.category,
         )
-        token = uuid.uuid4().hex
+        await self.lease.keep()
+        token = self.lease.token()
         claim = await self._claim(key, token, send.send_id, counters, now)
+        if claim.status == "taken_over":
+            M.channel_claims_taken_over.labels(channel).inc()
+            log.warning("send %s: took over the claim of a dead worker", send.send_id)
         if claim.status == "done":
             return self._replay(send, claim.record or b"{}")
         if claim.status == "capped":
@@ -221,6 +237,11 @@ class Dispatcher:
                 return claim
             if claim.record == mine:  # our own claim, whose first reply was lost
                 return Claim("claimed")
+            held = claim.record or b""
+            if await self.lease.is_dead(held) and await self._redis(
+                "dedup_take_over", partial(self._dedup.take_over, key, held, token, ttl_ms)
+            ):
+                return Claim("taken_over")
             await self._sleep(poll)
             poll = min(poll * 2, 2.0)
 
@@ -383,4 +404,5 @@ def build_dispatcher(settings: Settings, redis: aioredis.Redis) -> Dispatcher:
         caps=load_caps_policy(channel_settings.caps_file),
         rate_limiter=RedisRateLimiter(redis),
         settings=channel_settings,
+        owner=worker_owner_id(),
     )

@@ -61,6 +61,13 @@ class ChannelSettings(BaseSettings):
         description="How long a claim lasts while the provider is called; longer than the "
         "worst retry sequence, so a live worker's claim never lapses.",
     )
+    owner_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a worker's lease lasts without renewal (renewed every third of "
+        "it). A claim whose owner's lease lapsed belongs to a dead worker and is taken over "
+        "at once instead of waiting out in_flight_ttl_s.",
+    )
     provider_timeout_s: float = Field(default=10.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1, le=20)
     retry_base_s: float = Field(default=0.25, gt=0)

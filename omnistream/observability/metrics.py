@@ -182,6 +182,13 @@ class M:
         buckets=_LATENCY_BUCKETS,
         registry=REGISTRY,
     )
+    channel_claims_taken_over = Counter(
+        "omnistream_channel_claims_taken_over_total",
+        "In-flight send claims taken over from a worker whose lease lapsed (it died mid-send); "
+        "the send is tried again at once instead of after the claim's expiry.",
+        ["channel"],
+        registry=REGISTRY,
+    )
     channel_redis_errors = Counter(
         "omnistream_channel_redis_errors_total",
         "Redis round trips of the channel agents that failed (connection, timeout), by operation.",

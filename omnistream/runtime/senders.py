@@ -35,6 +35,12 @@ def install(runtime: Runtime) -> None:
     def _close(app_: Any, **_: Any) -> None:
         app.add_future(dispatcher.aclose())
 
+    @app.timer(dispatcher.lease.renewal_s)
+    async def _renew_lease() -> None:
+        """Keep this worker's lease while it lives, also during a long provider call, so its
+        claims are never taken over; a killed worker's lease lapses and its claims are."""
+        await dispatcher.lease.renew()
+
     for channel, topic in runtime.topics.sends.items():
         _install_channel(runtime, channel, topic, dispatcher)
 

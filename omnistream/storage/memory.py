@@ -56,6 +56,18 @@ class MemoryDedupStore:
         if self.get(key) == IN_FLIGHT + token.encode():
             del self._entries[key]
 
+    async def take_over(self, key: str, held: bytes, token: str, ttl_ms: int) -> bool:
+        if self.get(key) != IN_FLIGHT + held:
+            return False
+        self.put(key, IN_FLIGHT + token.encode(), ttl_ms)
+        return True
+
+    async def lease(self, key: str, ttl_ms: int) -> None:
+        self.put(key, b"1", ttl_ms)
+
+    async def leased(self, key: str) -> bool:
+        return self.get(key) is not None
+
 
 class MemoryCapStore:
     """``CapStore`` over a ``MemoryDedupStore``: windows are dicts of member -> time in ms."""

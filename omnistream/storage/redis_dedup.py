@@ -26,6 +26,14 @@ end
 return 0
 """
 
+_TAKE_OVER: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 
 def decode_claim(value: bytes | None) -> Claim:
     """Turn a stored dedup value into the ``Claim`` a second claimer sees."""
@@ -42,6 +50,7 @@ class RedisDedupStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._release = redis.register_script(_RELEASE)
+        self._take_over = redis.register_script(_TAKE_OVER)
 
     async def claim(self, key: str, token: str, ttl_ms: int) -> Claim:
         marker = IN_FLIGHT + token.encode()
@@ -61,3 +70,13 @@ class RedisDedupStore:
         await roundtrip(
             "dedup_release", self._release(keys=[key], args=[IN_FLIGHT + token.encode()])
         )
+
+    async def take_over(self, key: str, held: bytes, token: str, ttl_ms: int) -> bool:
+        args: list[bytes | int] = [IN_FLIGHT + held, IN_FLIGHT + token.encode(), ttl_ms]
+        return bool(await roundtrip("dedup_take_over", self._take_over(keys=[key], args=args)))
+
+    async def lease(self, key: str, ttl_ms: int) -> None:
+        await roundtrip("owner_lease", self._redis.set(key, b"1", px=ttl_ms))
+
+    async def leased(self, key: str) -> bool:
+        return bool(await roundtrip("owner_leased", self._redis.exists(key)))

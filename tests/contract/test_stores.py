@@ -53,6 +53,33 @@ async def test_in_flight_marker_lapses(stores: Stores) -> None:
     assert (await stores.dedup.claim(key, "w2", 10_000)).status == "claimed"
 
 
+async def test_owner_leases_lapse_and_can_be_renewed(stores: Stores) -> None:
+    lease = f"{stores.prefix}owner:w1"
+    assert not await stores.dedup.leased(lease)
+    await stores.dedup.lease(lease, 200)
+    assert await stores.dedup.leased(lease)
+    await stores.dedup.lease(lease, 10_000)  # renewed before it lapsed
+    await asyncio.sleep(0.3)
+    assert await stores.dedup.leased(lease)
+    await stores.dedup.lease(f"{stores.prefix}owner:w2", 100)
+    await asyncio.sleep(0.3)
+    assert not await stores.dedup.leased(f"{stores.prefix}owner:w2")
+
+
+async def test_take_over_only_the_marker_that_was_seen(stores: Stores) -> None:
+    key = f"{stores.prefix}send:t"
+    await stores.dedup.claim(key, "dead/1", 60_000)
+    held = (await stores.dedup.claim(key, "w2/1", 10_000)).record
+    assert held == b"dead/1"
+    assert await stores.dedup.take_over(key, held, "w2/1", 10_000)
+    assert not await stores.dedup.take_over(key, held, "w3/1", 10_000)  # no longer dead's
+    again = await stores.dedup.claim(key, "w3/1", 10_000)
+    assert again.status == "in_flight" and again.record == b"w2/1"
+    await stores.dedup.complete(key, b"{}", 60_000)
+    assert not await stores.dedup.take_over(key, b"w2/1", "w3/1", 10_000)  # done stays done
+    assert (await stores.dedup.claim(key, "w3/1", 10_000)).status == "done"
+
+
 async def test_caps_count_every_window_and_stop_at_the_first_full_one(stores: Stores) -> None:
     counters = windows(stores, 3, 2)
     results = []

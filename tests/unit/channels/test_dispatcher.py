@@ -10,14 +10,14 @@ import pytest
 
 from omnistream.channels.dispatcher import Dispatcher
 from omnistream.channels.retry import CircuitBreaker
-from omnistream.channels.settings import RateLimit
+from omnistream.channels.settings import ChannelSettings, RateLimit
 from omnistream.domain.events import Event
 from omnistream.observability.metrics import REGISTRY
 from omnistream.policies.caps import CapsPolicy
 from omnistream.ports import Provider, ProviderError, ProviderResult
 from omnistream.providers.inbox import InboxProvider
 from omnistream.providers.log import LogProvider
-from omnistream.storage.memory import MemoryDedupStore
+from omnistream.storage.memory import MemoryCapStore, MemoryDedupStore
 from tests.unit.channels.factory import (
     T0,
     FakeTime,
@@ -292,3 +292,49 @@ async def test_send_held_by_another_worker_is_waited_for_then_replayed() -> None
     assert types(result) == ["message_sent"]
     assert 5 <= sum(time.slept) < 10
     assert len(provider.calls) == 1
+
+
+def owned_dispatcher(
+    time: FakeTime, provider: Provider, owner: str
+) -> tuple[Dispatcher, MemoryDedupStore]:
+    """A dispatcher that names itself ``owner`` in its claims and keeps a lease (production)."""
+    dedup = MemoryDedupStore(clock=time.monotonic)
+    dispatcher = Dispatcher(
+        providers={"email": provider},
+        dedup=dedup,
+        caps_store=MemoryCapStore(dedup),
+        settings=ChannelSettings(owner_lease_s=10),
+        sleep=time.sleep,
+        clock=time.clock,
+        owner=owner,
+    )
+    return dispatcher, dedup
+
+
+async def test_a_dead_owners_claim_is_taken_over_at_once() -> None:
+    """A worker killed during a send leaves its claim; the restarted one must not wait 120 s."""
+    time = FakeTime()
+    provider = ScriptedProvider()
+    dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
+    key = "omni:send:{cust-1}:send-1:0"
+    assert (await dedup.claim(key, "w-dead/1", 120_000)).status == "claimed"  # no lease: dead
+    before = metric("omnistream_channel_claims_taken_over_total", channel="email")
+    result = await dispatcher.handle(make_send(category="transactional"), T0)
+    assert types(result) == ["message_sent"]
+    assert sum(time.slept) == 0
+    assert len(provider.calls) == 1
+    assert metric("omnistream_channel_claims_taken_over_total", channel="email") == before + 1
+    assert await dedup.leased("omni:owner:w-new")  # the new owner announced itself first
+
+
+async def test_a_live_owners_claim_is_waited_for() -> None:
+    time = FakeTime()
+    provider = ScriptedProvider()
+    dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
+    key = "omni:send:{cust-1}:send-1:0"
+    await dedup.lease("omni:owner:w-alive", 60_000)
+    assert (await dedup.claim(key, "w-alive/1", 5_000)).status == "claimed"
+    await dedup.complete(key, b'{"o": [], "f": false}', 60_000)  # it finishes meanwhile
+    result = await dispatcher.handle(make_send(category="transactional"), T0)
+    assert result.outcomes == [] and result.forward is None  # replayed, not sent again
+    assert provider.calls == []
