@@ -30,10 +30,11 @@ test: $(STAMP) ## Run the whole test suite (starts its own broker and Redis)
 test-unit: $(STAMP) ## Only the tests that need no broker or Redis
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy (strict)
+lint: $(STAMP) ## ruff + mypy (strict) + import-linter layering contracts
 	$(BIN)/ruff check omnistream tests benchmarks
 	$(BIN)/ruff format --check omnistream tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix omnistream tests benchmarks
