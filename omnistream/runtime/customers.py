@@ -16,7 +16,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic, utcnow
-from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer, Send
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
 from omnistream.domain.state import CustomerState
@@ -25,13 +24,14 @@ from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime import identity, ingest
-from omnistream.runtime.delivery import Pending, delivered
+from omnistream.runtime.commands import execute, load_row
+from omnistream.runtime.delivery import delivered
 from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["execute", "input_kind", "install", "load_row"]
+__all__ = ["input_kind", "install", "on_event"]
 
 log = logging.getLogger(__name__)
 
@@ -41,54 +41,6 @@ def input_kind(event: Event) -> str:
     if event.source != SYSTEM_SOURCE:
         return "event"
     return "timer" if event.type == "timer_fired" else "outcome"
-
-
-def load_row(runtime: Runtime, key: bytes) -> CustomerState | None:
-    raw = runtime.customers.get(key)
-    return CustomerState.from_bytes(raw) if raw else None
-
-
-def _record_emit(emit: Emit) -> None:
-    if emit.name == "journey_entered":
-        M.journey_entries.labels(emit.journey_id, str(emit.control).lower()).inc()
-        M.journey_live_instances.labels(emit.journey_id).inc()
-    elif emit.name == "journey_exited":
-        M.journey_exits.labels(emit.journey_id, emit.reason or "completed").inc()
-        M.journey_live_instances.labels(emit.journey_id).dec()
-    elif emit.name == "journey_step":
-        M.journey_steps.labels(emit.journey_id, emit.step_id or "").inc()
-    else:
-        M.journey_goals.labels(emit.journey_id).inc()
-
-
-async def _route_send(runtime: Runtime, send: Send) -> Pending:
-    """Produce to the first configured channel of the chain (disabled channels are skipped)."""
-    while send.channel not in runtime.topics.sends:
-        if send.next_channel is None:
-            M.sends.labels(send.channel, "none", "channel_disabled").inc()
-            log.warning("send %s: no configured channel left in its chain", send.send_id)
-            return []
-        send = send.fallen_back()
-    M.send_commands.labels(send.channel, send.category).inc()
-    delivery = await runtime.topics.sends[send.channel].send(
-        key=send.customer_key.encode(), value=send.to_json()
-    )
-    return [delivery]
-
-
-async def execute(runtime: Runtime, commands: list[Command]) -> Pending:
-    """Carry out the engine's commands; returns the deliveries of the records it produced."""
-    pending: Pending = []
-    for command in commands:
-        if isinstance(command, Send):
-            pending += await _route_send(runtime, command)
-        elif isinstance(command, ScheduleTimer):
-            runtime.timers.schedule(command.customer_key, command.timer_id, command.due)
-        elif isinstance(command, CancelTimer):
-            runtime.timers.cancel(command.customer_key, command.timer_id)
-        else:
-            _record_emit(command)
-    return pending
 
 
 async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> None:

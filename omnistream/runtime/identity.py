@@ -24,6 +24,7 @@ from omnistream.domain.identity import (
 )
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
+from omnistream.runtime.commands import execute, load_row
 from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.dlq import dead_letter
 
@@ -79,8 +80,6 @@ async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> 
 
 
 async def _on_claim(runtime: Runtime, key: bytes, claim: Claim) -> None:
-    from omnistream.runtime.customers import load_row
-
     decision = decide_claim(alias_of(runtime, key), load_row(runtime, key), claim)
     M.identity_messages.labels("claim", "accepted" if decision.accepted else "refused").inc()
     if not decision.accepted:
@@ -106,8 +105,6 @@ def _on_release(runtime: Runtime, key: bytes, release: Release) -> None:
 
 
 async def _on_merge(runtime: Runtime, key: bytes, request: MergeRequest) -> None:
-    from omnistream.runtime.customers import execute, load_row
-
     known = load_row(runtime, key) or CustomerState(key=key.decode())
     result = merge(known, request.state)
     M.identity_messages.labels("merge", "again" if result.already_merged else "merged").inc()
@@ -119,8 +116,6 @@ async def _on_merge(runtime: Runtime, key: bytes, request: MergeRequest) -> None
 
 async def forget_customer(runtime: Runtime, key: bytes) -> None:
     """Right to erasure: row, identity links, pending timers, Redis keys, journeys."""
-    from omnistream.runtime.customers import execute, load_row
-
     state = load_row(runtime, key)
     if state is None:  # nothing (left) to forget; a redelivered request creates nothing
         return
