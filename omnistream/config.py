@@ -76,6 +76,20 @@ class Settings(BaseSettings):
         "so the embedded dev/test stack uses 10).",
     )
     session_timeout_s: float = Field(default=30.0, gt=0)
+    customer_batch_max_records: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="The customer agent writes changed rows and acks its inputs once per batch "
+        "of at most this many inputs (1 = after every input).",
+    )
+    customer_batch_max_ms: float = Field(
+        default=10.0,
+        gt=0,
+        le=10_000,
+        description="... or once the batch's first input is this old: the most a row write and "
+        "an offset commit wait; outputs are produced at once.",
+    )
     max_future_skew_s: float = Field(
         default=900.0,
         ge=0,

@@ -54,6 +54,18 @@ class M:
         registry=REGISTRY,
     )
     # --- customer state / journeys ------------------------------------------------------------
+    customer_batch_records = Histogram(
+        "omnistream_customer_batch_records",
+        "Inputs per customer-agent batch (rows written and inputs acked together).",
+        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+        registry=REGISTRY,
+    )
+    customer_batch_seconds = Histogram(
+        "omnistream_customer_batch_seconds",
+        "Age of a customer-agent batch when it was flushed (first input to rows written).",
+        buckets=_LATENCY_BUCKETS,
+        registry=REGISTRY,
+    )
     customer_inputs = Counter(
         "omnistream_customer_inputs_total",
         "Inputs processed by the customer agent, by kind (event, timer, outcome).",

@@ -5,9 +5,10 @@ its customer's partition is handled right here, any other is forwarded) and
 ``omni.customer-events``, which carries forwarded events, timer firings, send outcomes and
 identity messages (claims, releases, merges; see ``runtime/identity.py``). For an event at key K it
 forwards along ``aliases[K]`` if K was merged into another customer; otherwise it reads K's row,
-hands row, event and ``now`` to the pure engine, records the identifiers the event revealed,
-carries out the commands, waits until the broker has their records, and only then writes the
-row, once (only if it changed): see ``runtime/delivery.py`` for why that order.
+hands row, event and ``now`` to the pure engine, records the identifiers the event revealed and
+carries out the commands without waiting for the broker. The rows it changed, the records it
+produced and the inputs themselves go into the batch (``runtime/batch.py``), which writes each
+changed row once after the broker acknowledged the batch's records, then acks the inputs.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime import identity, ingest
-from omnistream.runtime.commands import execute, load_row
-from omnistream.runtime.delivery import delivered
+from omnistream.runtime.batch import CustomerBatch
+from omnistream.runtime.commands import execute
 from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
@@ -43,15 +44,21 @@ def input_kind(event: Event) -> str:
     return "timer" if event.type == "timer_fired" else "outcome"
 
 
-async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> None:
+async def on_event(
+    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Any
+) -> None:
     target = resolve(key.decode(), identity.alias_of(runtime, key))
     if target is not None:  # K was merged into another customer: follow the alias
-        await runtime.topics.customer_events.send(key=target.encode(), value=message.value)
+        forward = await runtime.topics.customer_events.send(
+            key=target.encode(), value=message.value
+        )
+        batch.produced([forward])
         return
     if event.type == FORGET_EVENT:
+        await batch.barrier()
         await identity.forget_customer(runtime, key)
         return
-    state = load_row(runtime, key) or CustomerState(key=key.decode())
+    state = batch.row(key) or CustomerState(key=key.decode())
     M.customer_inputs.labels(input_kind(event)).inc()
     try:
         new_state, commands = step(runtime.catalog, state, event, utcnow())
@@ -66,24 +73,44 @@ async def on_event(runtime: Runtime, key: bytes, event: Event, message: Any) -> 
         return
     pending = await execute(runtime, commands)
     pending += await identity.publish(runtime, claims, releases)
-    await delivered(pending)
-    runtime.customers[key] = new_state.to_bytes()
+    batch.produced(pending)
+    batch.put(key, new_state)
 
 
 def install(runtime: Runtime) -> None:
     sources = frozenset(runtime.settings.source_topics)
+    settings = runtime.settings
+
+    async def crash(exc: BaseException) -> None:
+        await runtime.app.crash(exc)  # nothing of the batch was acked: handled again
+
+    batch = CustomerBatch(
+        runtime.customers,
+        max_records=settings.customer_batch_max_records,
+        max_age_s=settings.customer_batch_max_ms / 1000,
+        on_error=crash,
+    )
 
     @runtime.app.agent(runtime.topics.customer_inputs, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
-        async for record in stream.events():
+        async for record in stream.noack().events():
             message = record.message
-            if message.topic in sources:
-                await guarded(runtime, "ingest", message, on_source_record)
-            else:
-                await guarded(runtime, "customer", message, on_record)
+            async with batch.lock:
+                batch.hold(record)
+                if message.topic in sources:
+                    await guarded(runtime, "ingest", message, on_source_record)
+                else:
+                    await guarded(runtime, "customer", message, on_record)
+                if batch.full:
+                    try:
+                        await batch.flush()
+                    except Exception as exc:
+                        log.exception("customer batch flush failed")
+                        await crash(exc)
 
     async def on_source_record(message: Any) -> None:
-        await ingest.on_source_record(runtime, message, on_parsed)
+        forwarded = await ingest.on_source_record(runtime, message, on_parsed)
+        batch.produced(forwarded)
 
     async def on_record(message: Any) -> None:
         raw: bytes = message.value or b""
@@ -92,6 +119,7 @@ def install(runtime: Runtime) -> None:
             await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
             return
         if identity.is_identity_message(raw):
+            await batch.barrier()  # identity handling reads and writes the tables directly
             await identity.on_message(runtime, key, raw, message)
             return
         try:
@@ -105,5 +133,5 @@ def install(runtime: Runtime) -> None:
         started = monotonic()
         clear_log_context()
         bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
-        await on_event(runtime, key, event, message)
+        await on_event(runtime, batch, key, event, message)
         M.stage_seconds.labels("customer").observe(monotonic() - started)

@@ -27,6 +27,7 @@ from omnistream.clock import monotonic, utcnow
 from omnistream.domain.events import Event, EventError, check_producer_event, parse_event
 from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
+from omnistream.runtime.delivery import Pending
 from omnistream.runtime.dlq import dead_letter
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ Handle = Callable[[bytes, Event, Any], Awaitable[None]]
 """The customer agent's handler for a parsed event: (customer key, event, raw message)."""
 
 
-async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> None:
-    """Validate one source record; handle it here, forward it, or dead-letter it.
+async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> Pending:
+    """Validate one source record; handle it here, forward it, or dead-letter it. Returns the
+    delivery of the forwarded record, which must be acknowledged before the input is acked.
 
     Besides the envelope, a source record must not say what only omnistream may say (reserved
     sources and event types) nor come from the far future (``check_producer_event``): the check
@@ -54,7 +56,7 @@ async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> No
         check_producer_event(event, utcnow(), max_future)
     except EventError as exc:
         await dead_letter(runtime, message, exc.reason, exc.detail)
-        return
+        return []
     M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
     key = route_key(event).encode()
     direct = runtime.owned.handles_here(key, message.partition)
@@ -62,5 +64,5 @@ async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> No
     M.stage_seconds.labels("ingest").observe(monotonic() - started)
     if direct:
         await handle(key, event, message)
-    else:
-        await runtime.topics.customer_events.send(key=key, value=message.value)
+        return []
+    return [await runtime.topics.customer_events.send(key=key, value=message.value)]

@@ -1,6 +1,7 @@
-"""The customer agent's ordering guarantees, without a broker: a row is written only after the
-broker acknowledged the records its event produced, and a failing record goes to the DLQ with
-the error instead of being acked and lost (what Faust does when an agent raises)."""
+"""The customer agent's ordering guarantees, without a broker: a row is written (once per batch)
+only after the broker acknowledged the records its batch produced, its inputs are acked only
+after that, and a failing record goes to the DLQ with the error instead of being acked and lost
+(what Faust does when an agent raises)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from omnistream.domain.state import CustomerState
+from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.customers import on_event
 from omnistream.runtime.dlq import INTERNAL_ERROR, DeadLetter, guarded
 from omnistream.runtime.timers import TimerIndex
@@ -69,37 +71,93 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+class FakeInput:
+    """A Faust event as the batch sees it: something to ack once its row is written."""
+
+    def __init__(self) -> None:
+        self.acked = False
+
+    def ack(self) -> bool:
+        self.acked = True
+        return True
+
+
+async def handled(runtime: Any) -> tuple[CustomerBatch, FakeInput]:
+    """One signed_up event handled into a batch that flushes only when told to."""
+
+    async def fail(exc: BaseException) -> None:
+        raise AssertionError(f"unexpected flush error {exc!r}")
+
+    batch = CustomerBatch(runtime.customers, max_records=100, max_age_s=60, on_error=fail)
+    source = FakeInput()
+    batch.hold(source)
+    await on_event(runtime, batch, b"c1", ev("signed_up"), message())
+    return batch, source
+
+
 def test_the_row_waits_for_the_broker_to_take_the_send(tmp_path: Path) -> None:
     runtime = fake_runtime(tmp_path)
     email: FakeTopic = runtime.topics.sends["email"]
 
     async def main() -> None:
-        handling = asyncio.create_task(on_event(runtime, b"c1", ev("signed_up"), message()))
+        batch, source = await handled(runtime)
+        assert len(email.sent) == 1  # the send command is produced at once ...
+        assert batch.row(b"c1") is not None  # ... later inputs of the batch see the row ...
+        flushing = asyncio.create_task(batch.flush())
         await settle()
-        assert len(email.sent) == 1  # the send command is produced ...
-        assert b"c1" not in runtime.customers  # ... but the row waits for its acknowledgement
-        assert not handling.done()
+        assert b"c1" not in runtime.customers  # ... but it is written after the acknowledgement
+        assert not flushing.done() and not source.acked
         email.deliveries[0].set_result(None)
-        await handling
+        await flushing
         row = CustomerState.from_bytes(runtime.customers[b"c1"])
         assert row.recent_event_ids  # the event is recorded only now
+        assert source.acked  # and only then may its offset be committed
 
     asyncio.run(main())
 
 
 def test_an_unacknowledged_send_leaves_the_row_unwritten(tmp_path: Path) -> None:
-    """The error reaches the agent's guard, the record goes to the DLQ, and a redelivery of the
-    event would run the journey again (the row does not know the event)."""
+    """The flush fails (the worker then stops, ``runtime/customers.py``): the row is not
+    written and the input is not acked, so its redelivery runs the journey again."""
     runtime = fake_runtime(tmp_path)
     email: FakeTopic = runtime.topics.sends["email"]
 
     async def main() -> None:
-        handling = asyncio.create_task(on_event(runtime, b"c1", ev("signed_up"), message()))
+        batch, source = await handled(runtime)
+        flushing = asyncio.create_task(batch.flush())
         await settle()
         email.deliveries[0].set_exception(RuntimeError("broker gone"))
         with pytest.raises(RuntimeError, match="broker gone"):
-            await handling
+            await flushing
         assert b"c1" not in runtime.customers
+        assert not source.acked
+
+    asyncio.run(main())
+
+
+def test_rows_are_written_once_per_batch(tmp_path: Path) -> None:
+    """Two inputs of one customer in a batch: one decode, one write, both acked."""
+    runtime = fake_runtime(tmp_path)
+    writes: list[bytes] = []
+
+    class CountingTable(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    runtime.customers = CountingTable()
+
+    async def main() -> None:
+        batch, first = await handled(runtime)
+        second = FakeInput()
+        batch.hold(second)
+        await on_event(runtime, batch, b"c1", ev("page_viewed"), message())
+        for delivery in runtime.topics.sends["email"].deliveries:
+            delivery.set_result(None)
+        await batch.flush()
+        assert writes == [b"c1"]
+        assert len(CustomerState.from_bytes(runtime.customers[b"c1"]).recent_event_ids) == 2
+        assert first.acked and second.acked
 
     asyncio.run(main())
 

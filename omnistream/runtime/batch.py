@@ -1,0 +1,146 @@
+"""Customer state written once per batch, not once per event (DESIGN.md §4).
+
+This is Kafka Streams' record cache with its commit interval. The customer agent handles each
+input at once (engine, send commands produced without waiting), keeps the rows it changed here,
+and every ``max_records`` inputs or ``max_age_s`` seconds it flushes, in this order:
+
+1. **outputs**: wait until the broker acknowledged every record the batch produced (send
+   commands, identity messages, forwards), so a row never records an input whose outputs could
+   still be lost (``runtime/delivery.py``);
+2. **state**: write each changed row once, through the Faust table (changelog and local store,
+   standby replicas and recovery as before), in the context of an input of the row's own
+   partition (the table takes its partition from the current event);
+3. **offsets**: ack the batch's inputs; only acked offsets are committed, and the commit waits
+   for the changelog records (``runtime/acks.py``).
+
+A crash anywhere before step 3 leaves the inputs unacked: the next owner handles them again, and
+their outputs repeat with the same ids (send dedup, idempotent identity messages). Rows are read
+once per batch (decoded on first use, then kept here until the flush), so a customer's later
+inputs in the batch see the earlier ones. Code that reads or writes the tables directly
+(identity messages, erasure) flushes first (``barrier``), so it never sees a stale row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+from faust.streams import _current_event
+
+from omnistream.clock import monotonic
+from omnistream.domain.state import CustomerState
+from omnistream.observability.metrics import M
+from omnistream.runtime.delivery import Pending, delivered
+
+__all__ = ["CustomerBatch", "in_event_context"]
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def in_event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event: a table write takes its changelog partition (and
+    the RocksDB partition) from it. Used to write a partition's rows outside its iteration."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class CustomerBatch:
+    """The inputs handled since the last flush, their outputs and the rows they changed."""
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        *,
+        max_records: int,
+        max_age_s: float,
+        on_error: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        self._table = table
+        self.max_records = max_records
+        self.max_age_s = max_age_s
+        self._on_error = on_error
+        self.lock = asyncio.Lock()
+        """Held while one input is handled and while the batch flushes."""
+        self._rows: dict[bytes, CustomerState | None] = {}
+        self._dirty: dict[bytes, Any] = {}  # key -> the input (Faust event) that changed it last
+        self._pending: Pending = []
+        self._inputs: list[Any] = []
+        self._started = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Future[None] | None = None  # the timed flush, kept referenced
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def row(self, key: bytes) -> CustomerState | None:
+        """The customer's row as this batch left it (decoded from the table once per batch)."""
+        if key not in self._rows:
+            raw = self._table.get(key)
+            self._rows[key] = CustomerState.from_bytes(raw) if raw else None
+        return self._rows[key]
+
+    def put(self, key: bytes, state: CustomerState) -> None:
+        """Keep ``state`` as the customer's row, written at the flush in the context of the input
+        being handled (which is in the row's partition)."""
+        self._rows[key] = state
+        self._dirty[key] = self._inputs[-1]
+
+    def produced(self, pending: Pending) -> None:
+        """Records the batch's inputs produced; the flush waits for their acknowledgement."""
+        self._pending.extend(pending)
+
+    def hold(self, source: Any) -> None:
+        """``source`` (a Faust event) is the input handled now; it is acked after the flush."""
+        if not self._inputs:
+            self._started = monotonic()
+            self._timer = asyncio.get_running_loop().call_later(self.max_age_s, self._flush_later)
+        self._inputs.append(source)
+
+    @property
+    def full(self) -> bool:
+        return len(self._inputs) >= self.max_records
+
+    async def flush(self) -> None:
+        """Outputs, then rows, then acks (see the module docstring). Call with ``lock`` held."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._inputs and not self._dirty:
+            return
+        pending, dirty, inputs = self._pending, self._dirty, self._inputs
+        self._pending, self._dirty, self._inputs = [], {}, []
+        rows, self._rows = self._rows, {}
+        await delivered(pending)
+        for key, source in dirty.items():
+            state = rows[key]
+            assert state is not None  # put() stores rows, never None
+            with in_event_context(source):
+                self._table[key] = state.to_bytes()
+        for source in inputs:
+            source.ack()
+        M.customer_batch_records.observe(len(inputs))
+        M.customer_batch_seconds.observe(monotonic() - self._started)
+
+    async def barrier(self) -> None:
+        """Flush now: the caller is about to read or write the tables directly."""
+        await self.flush()
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        self._flushing = asyncio.ensure_future(self._timed_flush())
+
+    async def _timed_flush(self) -> None:
+        try:
+            async with self.lock:
+                await self.flush()
+        except Exception as exc:  # nothing is acked: the inputs are handled again after this
+            log.exception("customer batch flush failed")
+            await self._on_error(exc)
