@@ -22,11 +22,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from omnistream.ports import CapCounter
 
-__all__ = ["CapWindow", "CapsPolicy", "counters_for", "load_caps_policy"]
+__all__ = [
+    "MAX_CAP_LIMIT",
+    "CapWindow",
+    "CapsPolicy",
+    "CapsPolicyError",
+    "counters_for",
+    "load_caps_policy",
+]
+
+MAX_CAP_LIMIT: Final = 10_000
+"""Most sends one window may allow. The store keeps one sorted-set member per counted send, so
+this bounds a customer's counters in Redis; a channel that needs no cap is listed in
+``exempt_channels`` instead."""
 
 _UNITS: Final = {
     "s": 1,
@@ -48,7 +60,7 @@ class CapWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    limit: int = Field(ge=0, le=10_000)
+    limit: int = Field(ge=0, le=MAX_CAP_LIMIT)
     seconds: int = Field(gt=0, le=366 * 86400)
 
     @model_validator(mode="before")
@@ -125,10 +137,57 @@ def _counter(scope: str, window: CapWindow, reason: str) -> CapCounter:
     )
 
 
+class CapsPolicyError(ValueError):
+    """A caps file that cannot be used; the message is ``file:line: what (hint)``, so the worker
+    refuses to start with one line instead of a traceback."""
+
+
 def load_caps_policy(path: Path | None) -> CapsPolicy:
     """The policy in ``path`` (``.json``, or YAML otherwise), or the defaults when ``None``."""
     if path is None:
         return CapsPolicy()
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    return CapsPolicy.model_validate(data or {})
+    text, data = _parse(path)
+    try:
+        return CapsPolicy.model_validate(data or {})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = tuple(error["loc"])
+        where = ".".join(str(part) for part in loc)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "less_than_equal" and loc[-1:] == ("limit",):
+            message += (
+                " (each counted send is kept in Redis; list uncapped channels in exempt_channels)"
+            )
+        text_of = f"{where}: {message}" if where else message
+        raise CapsPolicyError(f"{path}:{_line_of(text, loc)}: {text_of}") from None
+
+
+def _parse(path: Path) -> tuple[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except OSError as exc:
+        raise CapsPolicyError(f"{path}:1: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CapsPolicyError(f"{path}:1: not UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise CapsPolicyError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise CapsPolicyError(f"{path}:{line}: invalid YAML: {exc}".splitlines()[0]) from None
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int:
+    """1-based line of the value at ``loc`` (JSON is YAML here); the nearest parent if absent."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [value for key, value in node.value if key.value == part]
+            node = found[0] if found else node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else node
+    return int(node.start_mark.line) + 1 if node is not None else 1

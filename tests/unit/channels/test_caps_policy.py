@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from omnistream.policies.caps import CapsPolicy, CapWindow, counters_for, load_caps_policy
+from omnistream.policies.caps import (
+    CapsPolicy,
+    CapsPolicyError,
+    CapWindow,
+    counters_for,
+    load_caps_policy,
+)
 
 
 @pytest.mark.parametrize(
@@ -73,5 +79,5 @@ def test_load_yaml_and_json(tmp_path: Path) -> None:
     assert load_caps_policy(None) == CapsPolicy()
     bad = tmp_path / "bad.yaml"
     bad.write_text("per_chanel: ['1/day']\n")
-    with pytest.raises(ValidationError):
+    with pytest.raises(CapsPolicyError, match=r"bad\.yaml:1: per_chanel: Extra inputs"):
         load_caps_policy(bad)
