@@ -10,8 +10,11 @@ from pathlib import Path
 import click
 
 from omnistream import __version__
+from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.domain.events import event_json_schema
+from omnistream.policies.caps import CapsPolicyError, load_caps_policy
+from omnistream.runtime.reload import StartRefused, starting_catalog
 
 __all__ = ["cli", "main"]
 
@@ -62,8 +65,13 @@ def worker() -> None:
         import mode.loop
 
         mode.loop.use("uvloop")  # before the app exists, so Faust and aiokafka run on it
-    catalog = _load_catalog_or_exit(settings.journeys_dir)
     ensure_data_dir(settings.data_dir)
+    try:  # bad files: one file:line each and exit 1, never a traceback (or a crash loop)
+        catalog = starting_catalog(settings)
+        load_caps_policy(ChannelSettings().caps_file)
+    except (StartRefused, CapsPolicyError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
     runtime = build_runtime(settings, catalog)
     faust.Worker(
         runtime.app, loglevel=settings.log_level, override_logging=False, quiet=True

@@ -2,6 +2,8 @@
 
 The main CLI mounts this group (``cli.add_command(journeys)``). Errors go to stderr as
 ``file:line: message (hint)`` and the exit code is 1, so the commands fit CI and editors.
+The journeys directory defaults to ``OMNISTREAM_JOURNEYS_DIR`` (environment or ``.env``, as the
+worker reads it), so ``validate`` checks the files the worker will load.
 """
 
 from __future__ import annotations
@@ -11,20 +13,37 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from pydantic_settings import BaseSettings
 
+from omnistream.config import Settings
+from omnistream.journey.expr import suggest
 from omnistream.journey.graph import mermaid
-from omnistream.journey.loader import JourneyLoadError, load_catalog, read_yaml
+from omnistream.journey.loader import JourneyLoadError, load_catalog, read_text, read_yaml
 from omnistream.journey.model import Catalog
 from omnistream.journey.simulate import simulate
 
 __all__ = ["journeys"]
 
+
+class _JourneysDir(BaseSettings):
+    """Only the worker's ``journeys_dir`` setting: an unrelated bad variable must not stop an
+    author's ``validate``."""
+
+    model_config = Settings.model_config
+    journeys_dir: Path = Settings.model_fields["journeys_dir"].default
+
+
+def _default_dir() -> Path:
+    return _JourneysDir().journeys_dir
+
+
+_DIR_DEFAULT = "$OMNISTREAM_JOURNEYS_DIR or journeys"
 _DIR = click.option(
     "--dir",
     "directory",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("journeys"),
-    show_default=True,
+    default=_default_dir,
+    show_default=_DIR_DEFAULT,
     help="Directory with the journey files.",
 )
 
@@ -47,8 +66,6 @@ def _catalog(directory: Path) -> Catalog:
 def _journey_catalog(directory: Path, journey_id: str) -> Catalog:
     catalog = _catalog(directory)
     if journey_id not in catalog.journeys:
-        from omnistream.journey.expr import suggest
-
         hint = suggest(journey_id, catalog.journeys)
         _fail([f"{directory}: no journey {journey_id!r}" + (f" ({hint})" if hint else "")])
     return catalog.only(journey_id)
@@ -60,11 +77,11 @@ def journeys() -> None:
 
 
 @journeys.command()
-@click.argument(
-    "directory", type=click.Path(path_type=Path, file_okay=False), default=Path("journeys")
-)
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=_default_dir)
 def validate(directory: Path) -> None:
-    """Load every journey in DIRECTORY strictly; exit 1 on any error."""
+    """Load every journey in DIRECTORY strictly; exit 1 on any error.
+
+    DIRECTORY defaults to $OMNISTREAM_JOURNEYS_DIR, else journeys."""
     catalog = _catalog(directory)
     for journey in sorted(catalog.journeys.values(), key=lambda j: j.id):
         click.echo(f"ok  {journey.id:<28} {journey.status:<7} version {journey.version}")
@@ -124,7 +141,7 @@ def simulate_command(
     profile: Any = None
     if profile_path is not None:
         try:
-            profile, _ = read_yaml(profile_path.read_text(encoding="utf-8"), str(profile_path))
+            profile, _ = read_yaml(read_text(profile_path), str(profile_path))
         except JourneyLoadError as exc:
             _fail([str(e) for e in exc.errors])
     try:

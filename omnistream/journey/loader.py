@@ -4,17 +4,27 @@ YAML is read with a hardened safe loader: anchors and aliases are refused (a 276
 expands to 47 MB), duplicate keys are errors (PyYAML silently keeps the last one), and scalars
 resolve like YAML 1.2 (``10:00`` stays a string instead of becoming the sexagesimal 600, ``on``
 stays a string). Validation errors are mapped back to the YAML node they came from.
+
+Whatever a file holds, loading it ends in a ``JourneyLoadError`` naming file and line, never in
+another exception: a worker that meets a bad file keeps its running set (see
+``omnistream.runtime.reload``). Hence the limits, each checked before the work it bounds: files
+are refused by size before they are read (``MAX_FILE_BYTES``), bytes that are not UTF-8 name
+their line, collections nest at most ``MAX_DEPTH`` levels (400 nested ``[`` in a 1 KB file made
+PyYAML's recursive composer raise ``RecursionError``), nodes are counted while composing
+(``MAX_NODES``), and a directory holds at most ``MAX_FILES`` journey files.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Final, Union, get_args, get_origin
+from typing import Annotated, Any, Final, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -24,18 +34,29 @@ from omnistream.journey.expr import HintedError
 from omnistream.journey.model import Catalog, Journey, Policies
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_FILES",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
     "POLICIES_FILE",
     "JourneyError",
     "JourneyLoadError",
+    "journey_files",
     "load_catalog",
     "load_journey",
     "load_policies",
+    "read_text",
     "read_yaml",
 ]
+
+_T = TypeVar("_T")
 
 POLICIES_FILE: Final = "policies.yaml"
 MAX_FILE_BYTES: Final = 1024 * 1024
 MAX_NODES: Final = 50_000
+MAX_DEPTH: Final = 50
+"""Nested mappings and lists, counted from the document's top level (itself level 1)."""
+MAX_FILES: Final = 1000
 
 
 @dataclass(frozen=True)
@@ -56,16 +77,38 @@ class JourneyLoadError(Exception):
         self.errors = errors
 
 
+class _YamlError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without anchors/aliases and with YAML 1.2-like scalar resolution."""
+    """SafeLoader without anchors/aliases, with YAML 1.2-like scalar resolution, and with
+    nesting depth and node count limited while the node tree is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise yaml.composer.ComposerError(
-                None, None, "anchors and aliases are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
+            raise _YamlError(line, "invalid YAML: anchors and aliases are not allowed")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _YamlError(line, f"more than {MAX_NODES} YAML nodes")
+        nested = isinstance(event, yaml.CollectionStartEvent)
+        self.depth += nested
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _YamlError(line, f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= nested
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -85,32 +128,23 @@ _Loader.add_implicit_resolver(
 )
 
 
-class _YamlError(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-def _construct(loader: _Loader, node: yaml.Node, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _YamlError(node.start_mark.line + 1, f"more than {MAX_NODES} YAML nodes")
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """Plain data from a node tree already held to MAX_DEPTH and MAX_NODES by the loader."""
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if key_node.tag.endswith(":merge"):
                 raise _YamlError(line, "merge keys (<<) are not allowed")
-            key = _construct(loader, key_node, budget)
+            key = _construct(loader, key_node)
             if not isinstance(key, str | int | bool) and key is not None:
                 raise _YamlError(line, "mapping keys must be plain scalars")
             if key in out:
                 raise _YamlError(line, f"duplicate key {key!r}")
-            out[key] = _construct(loader, value_node, budget)
+            out[key] = _construct(loader, value_node)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, budget) for item in node.value]
+        return [_construct(loader, item) for item in node.value]
     return loader.construct_object(node)
 
 
@@ -121,7 +155,7 @@ def read_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = _construct(loader, node, [MAX_NODES]) if node is not None else None
+        data = _construct(loader, node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -133,6 +167,32 @@ def read_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
     finally:
         loader.dispose()
     return data, node
+
+
+def read_text(path: Path) -> str:
+    """A file's text, refused by size before it is read and with the line of a non-UTF-8 byte."""
+    name = str(path)
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+                raise _too_large(name)
+            raw = handle.read(MAX_FILE_BYTES + 1)  # the file may grow after the stat
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise JourneyLoadError([JourneyError(name, 1, f"cannot read: {reason}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _too_large(name)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {column}"
+        raise JourneyLoadError([JourneyError(name, line, message)]) from None
+
+
+def _too_large(name: str) -> JourneyLoadError:
+    return JourneyLoadError([JourneyError(name, 1, f"file larger than {MAX_FILE_BYTES} bytes")])
 
 
 def _line_of(node: yaml.Node | None, path: tuple[int | str, ...]) -> int:
@@ -229,7 +289,7 @@ def _validation_errors(
 
 def load_journey(path: Path) -> Journey:
     """Load and check one journey file (schema, expressions, templates, graph)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     name = str(path)
     data, node = read_yaml(text, name)
     if not isinstance(data, dict):
@@ -253,11 +313,29 @@ def load_journey(path: Path) -> Journey:
 def load_policies(path: Path) -> Policies:
     """journeys/policies.yaml: default time zone, quiet hours and send window."""
     name = str(path)
-    data, node = read_yaml(path.read_text(encoding="utf-8"), name)
+    data, node = read_yaml(read_text(path), name)
     try:
         return Policies.model_validate(data or {})
     except ValidationError as exc:
         raise JourneyLoadError(_validation_errors(name, node, Policies, exc)) from None
+
+
+def _guarded(path: Path, load: Callable[[Path], _T]) -> _T:
+    """``load(path)`` with a ``RecursionError`` turned into a file error too.
+
+    The limits above keep every known input far from Python's recursion limit; this is the
+    backstop that keeps an unforeseen one a refused file rather than a crashed worker.
+    """
+    try:
+        return load(path)
+    except RecursionError:
+        raise JourneyLoadError([JourneyError(str(path), 1, "too deeply nested to load")]) from None
+
+
+def journey_files(directory: Path) -> list[Path]:
+    """The journey files of ``directory`` (``*.yaml``, ``*.yml``; not policies.yaml), sorted."""
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    return [path for path in paths if path.name != POLICIES_FILE]
 
 
 def load_catalog(directory: Path) -> Catalog:
@@ -266,16 +344,18 @@ def load_catalog(directory: Path) -> Catalog:
     errors: list[JourneyError] = []
     policies = Policies()
     policies_path = directory / POLICIES_FILE
-    if policies_path.is_file():
+    if policies_path.exists():
         try:
-            policies = load_policies(policies_path)
+            policies = _guarded(policies_path, load_policies)
         except JourneyLoadError as exc:
             errors.extend(exc.errors)
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        if path.name == POLICIES_FILE:
-            continue
+    paths = journey_files(directory)
+    if len(paths) > MAX_FILES:
+        message = f"more than {MAX_FILES} journey files in {directory}"
+        raise JourneyLoadError([JourneyError(str(paths[MAX_FILES]), 1, message)])
+    for path in paths:
         try:
-            journey = load_journey(path)
+            journey = _guarded(path, load_journey)
         except JourneyLoadError as exc:
             errors.extend(exc.errors)
             continue

@@ -4,41 +4,153 @@ A new set is loaded and validated as a whole; if any file is invalid, the whole 
 the running set stays active, and the refusal shows in the logs (file:line of every error) and in
 ``omnistream_journey_reloads_total{result="refused"}``. People already in a journey follow the
 journey language's version rules (continue at the same step id, or exit with the reason).
+
+Every set the worker runs is also kept as its *last good set* in the data directory
+(``OMNISTREAM_DATA_DIR/journeys.last-good/``). A worker that starts while the journeys directory
+is invalid runs that set and reports the refusal the same way, so one bad file dropped into a
+shared directory cannot crash-loop a fleet; only a worker that has no last good set (a first
+start) refuses to start, with every ``file:line`` on stderr and exit code 1.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from omnistream import __version__
-from omnistream.journey.loader import JourneyLoadError, load_catalog
+from omnistream.config import Settings
+from omnistream.journey.loader import (
+    MAX_FILE_BYTES,
+    POLICIES_FILE,
+    JourneyError,
+    JourneyLoadError,
+    journey_files,
+    load_catalog,
+)
 from omnistream.journey.model import Catalog
 from omnistream.observability.metrics import M
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["catalog_version", "directory_fingerprint", "install", "publish_version", "reload"]
+__all__ = [
+    "LAST_GOOD_DIR",
+    "StartRefused",
+    "catalog_version",
+    "directory_fingerprint",
+    "install",
+    "publish_version",
+    "reload",
+    "starting_catalog",
+]
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 2.0
+LAST_GOOD_DIR: Final = "journeys.last-good"
+
+
+class StartRefused(Exception):
+    """No valid journey set to start with: ``lines`` say why, one ``file:line`` per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def directory_fingerprint(directory: Path) -> str:
-    """Hash of every YAML file's name and content: changes iff the journey set could change."""
+    """Hash of every YAML file's name, size and first bytes: changes iff the set could change.
+
+    Reads at most ``MAX_FILE_BYTES + 1`` of a file, so a huge file dropped into the directory
+    costs the two-second poll no more than a valid one (the loader then refuses it by size).
+    """
     digest = hashlib.sha256()
-    for path in sorted(directory.rglob("*.yaml")):
+    try:
+        paths = sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")])
+    except OSError:  # an unreadable or vanished directory: the load that follows says why
+        return "unreadable"
+    for path in paths:
         digest.update(str(path.relative_to(directory)).encode())
         try:
-            digest.update(path.read_bytes())
+            with path.open("rb") as handle:
+                digest.update(str(os.fstat(handle.fileno()).st_size).encode())
+                digest.update(handle.read(MAX_FILE_BYTES + 1))
         except OSError:  # a file vanishing mid-scan: the next poll sees a stable directory
             digest.update(b"<unreadable>")
     return digest.hexdigest()[:16]
+
+
+def _load(directory: Path) -> Catalog:
+    """``load_catalog``, with a missing directory refused rather than loaded as an empty set
+    (an unmounted volume must not end every journey)."""
+    if not directory.is_dir():
+        message = "journeys directory does not exist (OMNISTREAM_JOURNEYS_DIR)"
+        raise JourneyLoadError([JourneyError(str(directory), 1, message)])
+    return load_catalog(directory)
+
+
+def save_last_good(directory: Path, data_dir: Path, catalog: Catalog) -> None:
+    """Copy the files of ``catalog``, just loaded from ``directory``, to the last good set.
+
+    The copy is loaded again and kept only if it is the same set (a file may have changed since
+    it was loaded); it is written beside the old one and renamed into place, so a crash leaves
+    one or the other. A failure (read-only data directory) is logged and costs only the
+    fallback at the next start.
+    """
+    target = data_dir / LAST_GOOD_DIR
+    staging = data_dir / f".{LAST_GOOD_DIR}.{os.getpid()}"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for path in [directory / POLICIES_FILE, *journey_files(directory)]:
+            if path.is_file():
+                shutil.copyfile(path, staging / path.name)
+        if catalog_version(load_catalog(staging)) != catalog_version(catalog):
+            raise JourneyLoadError([JourneyError(str(directory), 1, "changed while copied")])
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except (OSError, JourneyLoadError) as exc:
+        log.warning("last good journey set not updated in %s: %s", target, exc)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def starting_catalog(settings: Settings) -> Catalog:
+    """The set a worker starts with: the journeys directory, or else the last good set.
+
+    Raises ``StartRefused`` when the directory is invalid and there is no last good set.
+    """
+    directory, data_dir = settings.journeys_dir, settings.data_dir
+    try:
+        catalog = _load(directory)
+    except JourneyLoadError as exc:
+        return _start_with_last_good(data_dir / LAST_GOOD_DIR, exc.errors)
+    save_last_good(directory, data_dir, catalog)
+    return catalog
+
+
+def _start_with_last_good(fallback: Path, errors: list[JourneyError]) -> Catalog:
+    lines = [str(error) for error in errors]
+    if not fallback.is_dir():
+        raise StartRefused([*lines, f"{len(errors)} error(s); no last good journey set to run"])
+    try:
+        catalog = load_catalog(fallback)
+    except JourneyLoadError as exc:
+        lines += [str(error) for error in exc.errors]
+        raise StartRefused([*lines, f"the last good set in {fallback} is invalid too"]) from None
+    for line in lines:
+        log.error("journeys refused at start: %s", line)
+    log.error(
+        "journeys refused at start: running the last good set %s from %s",
+        catalog_version(catalog),
+        fallback,
+    )
+    M.journey_reloads.labels("refused").inc()
+    return catalog
 
 
 def catalog_version(catalog: Catalog) -> str:
@@ -59,20 +171,21 @@ def publish_version(catalog: Catalog) -> None:
 
 
 def reload(runtime: Runtime) -> str:
-    """Try to replace the running journey set; returns applied / unchanged / refused."""
+    """Try to replace the running journey set; returns applied / unchanged / refused.
+
+    Never raises: it runs on the worker's timer and signal handler, where an exception would
+    stop the worker, and the worker would meet the same file again after its restart.
+    """
     directory = runtime.settings.journeys_dir
     try:
-        catalog = load_catalog(directory)
+        catalog = _load(directory)
     except JourneyLoadError as exc:
         for error in exc.errors:
             log.error("journey reload refused: %s", error)
-        log.error("journey reload refused: keeping version %s", catalog_version(runtime.catalog))
-        M.journey_reloads.labels("refused").inc()
-        return "refused"
-    except OSError as exc:
-        log.error("journey reload refused: cannot read %s: %s", directory, exc)
-        M.journey_reloads.labels("refused").inc()
-        return "refused"
+        return _refused(runtime)
+    except Exception:  # a loader bug must not take the running set down with it
+        log.exception("journey reload refused: loading %s failed", directory)
+        return _refused(runtime)
     if catalog_version(catalog) == catalog_version(runtime.catalog):
         M.journey_reloads.labels("unchanged").inc()
         return "unchanged"
@@ -81,7 +194,14 @@ def reload(runtime: Runtime) -> str:
     publish_version(catalog)
     log.info("journeys reloaded: version %s -> %s", old, catalog_version(catalog))
     M.journey_reloads.labels("applied").inc()
+    save_last_good(directory, runtime.settings.data_dir, catalog)
     return "applied"
+
+
+def _refused(runtime: Runtime) -> str:
+    log.error("journey reload refused: keeping version %s", catalog_version(runtime.catalog))
+    M.journey_reloads.labels("refused").inc()
+    return "refused"
 
 
 def install(runtime: Runtime) -> None:

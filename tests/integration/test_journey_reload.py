@@ -65,3 +65,35 @@ def test_reload_applies_valid_changes_and_refuses_invalid_sets(
     assert journeys_on(worker) == {"welcome": v2}  # the running set stays active
     assert "broken.yaml:" in worker.log_path.read_text()  # the refusal names file and line
     assert worker.proc.poll() is None
+
+
+def test_bad_files_in_a_running_worker_are_refused_and_a_restart_runs_the_last_good_set(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    """Issue 15.5: 400 nested '[' (RecursionError) and a non-UTF-8 byte crashed the running
+    worker, and every restart after it."""
+    (stack.journeys_dir / "welcome.yaml").write_text(JOURNEY.format(subject="v1"))
+    worker = start_worker()
+    running = journeys_on(worker)
+
+    (stack.journeys_dir / "deep.yaml").write_text("[" * 400)
+    (stack.journeys_dir / "latin1.yaml").write_bytes(b"id: caf\xe9\n")
+    wait_until(lambda: refusals(worker) >= 1, 20, lambda: f"the refusal\n{worker.log_tail()}")
+    assert worker.proc.poll() is None and journeys_on(worker) == running
+    log = worker.log_path.read_text()
+    assert "deep.yaml:1: nested deeper than 50 levels" in log
+    assert "latin1.yaml:1: not UTF-8: byte 0xe9 at column 8" in log
+
+    traits = {"first_name": "Lin", "email": "lin@example.com"}
+    asyncio.run(produce(stack, [envelope("s1", "signed_up", "c-1", traits=traits)]))
+    wait_until(lambda: len(stack.sends()) == 1, 30, "the welcome send")  # still serving
+
+    worker.stop()
+    again = start_worker()  # same name, same data directory; the bad files are still there
+    assert journeys_on(again) == running
+    assert refusals(again) == 1
+    assert "running the last good set" in again.log_path.read_text()
+
+
+def refusals(worker: Worker) -> float:
+    return counter(worker.metrics(), "omnistream_journey_reloads_total", result="refused")
