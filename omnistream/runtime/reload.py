@@ -154,8 +154,9 @@ def _start_with_last_good(fallback: Path, errors: list[JourneyError]) -> Catalog
 
 
 def catalog_version(catalog: Catalog) -> str:
-    """One short id for the whole set: each journey's id and content version."""
-    digest = hashlib.sha256()
+    """One short id for the whole set: each journey's id and content version, and the policies
+    (an edit of policies.yaml alone must reload too)."""
+    digest = hashlib.sha256(catalog.policies.model_dump_json().encode())
     for journey_id in sorted(catalog.journeys):
         digest.update(f"{journey_id}@{catalog.journeys[journey_id].version};".encode())
     return digest.hexdigest()[:12]

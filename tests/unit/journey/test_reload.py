@@ -142,3 +142,13 @@ def test_the_fingerprint_reads_a_bounded_prefix_of_huge_files(tmp_path: Path) ->
     with (tmp_path / "huge.yaml").open("r+b") as handle:
         handle.truncate((1 << 30) + 1)
     assert directory_fingerprint(tmp_path) != first  # a size change is still seen
+
+
+def test_a_policies_only_edit_is_applied(tmp_path: Path) -> None:
+    """The set's version covers policies.yaml, so changing only the policies reloads them."""
+    settings = settings_for(tmp_path)
+    (settings.journeys_dir / "cart.yaml").write_text(LEGACY)
+    runtime = FakeRuntime(settings, starting_catalog(settings))
+    (settings.journeys_dir / "policies.yaml").write_text("default_timezone: America/New_York\n")
+    assert reload(cast(Any, runtime)) == "applied"
+    assert runtime.catalog.policies.default_timezone == "America/New_York"
