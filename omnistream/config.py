@@ -32,6 +32,22 @@ class Settings(BaseSettings):
         default="kafka://127.0.0.1:9092", description="Kafka bootstrap servers, `kafka://host:port`"
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0")
+    redis_socket_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for one Redis reply: a hung Redis raises a timeout (retried "
+        "with backoff) instead of blocking an agent silently. No command omnistream sends "
+        "blocks on the server.",
+    )
+    redis_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait to open a Redis connection."
+    )
+    redis_health_check_interval_s: int = Field(
+        default=30,
+        ge=0,
+        description="A connection idle this long is PINGed before use, so one Redis (or a "
+        "proxy) dropped is found before a command is lost on it; 0 turns it off.",
+    )
     topic_prefix: str = Field(default="omni.", description="Prefix of every omnistream topic.")
     partitions: int = Field(default=4, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1)

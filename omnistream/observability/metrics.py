@@ -300,6 +300,27 @@ class M:
         ["reason"],
         registry=REGISTRY,
     )
+    dlq_truncated = Counter(
+        "omnistream_dlq_truncated_total",
+        "Rejected records too big to copy whole: sent to the dead-letter topic truncated, with "
+        "their original size and sha256 in headers.",
+        registry=REGISTRY,
+    )
+    dlq_send_failures = Counter(
+        "omnistream_dlq_send_failures_total",
+        "Rejected records that could not be put on the dead-letter topic (logged with topic, "
+        "partition and offset), by phase: send (the producer refused it) or delivery (the "
+        "broker did not acknowledge it).",
+        ["phase"],
+        registry=REGISTRY,
+    )
+    transient_retries = Counter(
+        "omnistream_transient_retries_total",
+        "Retries of one record after an outage (Redis or Kafka unreachable, a timeout), by "
+        "stage: the agent waits and retries the same record instead of dead-lettering it.",
+        ["stage"],
+        registry=REGISTRY,
+    )
     rebalances = Counter(
         "omnistream_rebalances_total",
         "Consumer-group rebalances this worker went through.",

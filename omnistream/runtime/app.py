@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from omnistream.config import Settings
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
-from omnistream.runtime import transport
+from omnistream.runtime import dlq, transport
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timers import TimerIndex
 
@@ -153,12 +153,20 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     # Faust ``@app.task`` starts only after the first table recovery, when agents already
     # consume, and a send command arriving in between crashed the channel agent (and Faust acked
     # the record: a lost send, seen in the churn test).
-    redis = aioredis.from_url(settings.redis_url)
+    # Timeouts: a hung Redis raises (an outage, retried in place by ``guarded``) instead of
+    # blocking an agent silently; idle connections are checked before use.
+    redis = aioredis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        health_check_interval=settings.redis_health_check_interval_s,
+    )
     owned = OwnedPartitions(settings.customer_events_topic, settings.partitions).install(app)
     runtime = Runtime(
         settings, catalog, app, topics, customers_table, aliases_table, redis=redis, owned=owned
     )
 
+    dlq.install(runtime)  # created at the first assignment, before the worker is ready
     customers.install(runtime)
     senders.install(runtime)
     timers.install(runtime)

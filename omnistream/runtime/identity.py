@@ -115,7 +115,13 @@ async def _on_merge(runtime: Runtime, key: bytes, request: MergeRequest) -> None
 
 
 async def forget_customer(runtime: Runtime, key: bytes) -> None:
-    """Right to erasure: row, identity links, pending timers, Redis keys, journeys."""
+    """Right to erasure: row, identity links, pending timers, Redis keys, journeys.
+
+    The row goes last, so erasure is idempotent when it fails half-way (Redis or Kafka down):
+    the replay (``guarded``'s retry, or the request redelivered after a crash) still finds the
+    row and does every step again; each is idempotent (deterministic releases and exits, timer
+    cancels, deleting keys already gone). Only a replay that finds no row has nothing to do.
+    """
     state = load_row(runtime, key)
     if state is None:  # nothing (left) to forget; a redelivered request creates nothing
         return
@@ -123,11 +129,11 @@ async def forget_customer(runtime: Runtime, key: bytes) -> None:
     pending = await execute(runtime, [*plan.cancel, *plan.exits])
     pending += await publish(runtime, [], plan.releases)
     await delivered(pending)
-    _delete_row(runtime, key)
     deleted = 0
     redis = runtime.redis
     for pattern in plan.redis_patterns:
         async for redis_key in redis.scan_iter(match=pattern, count=500):
             deleted += int(await redis.delete(redis_key))
+    _delete_row(runtime, key)
     M.identity_messages.labels("forget", "done").inc()
     log.info("customer forgotten: %d aliases released, %d redis keys", len(plan.releases), deleted)
