@@ -23,6 +23,7 @@ inputs in the batch see the earlier ones. Code that reads or writes the tables d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -130,17 +131,21 @@ class CustomerBatch:
         M.customer_batch_seconds.observe(monotonic() - self._started)
 
     async def barrier(self) -> None:
-        """Flush now: the caller is about to read or write the tables directly."""
-        await self.flush()
+        """Flush now: the caller is about to read or write the tables directly. A failed flush
+        stops the worker (``on_error``): its inputs can no longer be acked, so their offsets
+        would never commit; after the restart the next owner handles them again."""
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.exception("customer batch flush failed")
+            await self._on_error(exc)
+            raise
 
     def _flush_later(self) -> None:
         self._timer = None
         self._flushing = asyncio.ensure_future(self._timed_flush())
 
     async def _timed_flush(self) -> None:
-        try:
-            async with self.lock:
-                await self.flush()
-        except Exception as exc:  # nothing is acked: the inputs are handled again after this
-            log.exception("customer batch flush failed")
-            await self._on_error(exc)
+        async with self.lock:
+            with contextlib.suppress(Exception):  # reported, and the worker stops: barrier()
+                await self.barrier()

@@ -102,11 +102,7 @@ def install(runtime: Runtime) -> None:
                 else:
                     await guarded(runtime, "customer", message, on_record)
                 if batch.full:
-                    try:
-                        await batch.flush()
-                    except Exception as exc:
-                        log.exception("customer batch flush failed")
-                        await crash(exc)
+                    await batch.barrier()
 
     async def on_source_record(message: Any) -> None:
         forwarded = await ingest.on_source_record(runtime, message, on_parsed)

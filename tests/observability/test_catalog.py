@@ -27,7 +27,8 @@ def test_every_metric_follows_the_naming_rules() -> None:
         else:
             assert not spec.name.endswith("_total"), spec.name
         if spec.type == "histogram":
-            assert spec.name.endswith("_seconds"), f"{spec.name}: histograms are in seconds"
+            # seconds, or a count of records per unit of work (a batch size distribution)
+            assert spec.name.endswith(("_seconds", "_records")), f"{spec.name}: unit suffix"
             assert spec.buckets, spec.name
         assert not FORBIDDEN_LABELS & set(spec.labels), f"{spec.name}: unbounded label"
 
