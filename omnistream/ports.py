@@ -27,10 +27,20 @@ __all__ = [
     "Receipt",
     "ReceiptRejected",
     "ReceiptStatus",
+    "StoreUnavailable",
 ]
 
 
 # --- dedup and caps -------------------------------------------------------------------------
+
+
+class StoreUnavailable(ConnectionError):
+    """A store cannot be reached right now: wait and retry, the request itself is fine.
+
+    Stores raise it for connection loss and timeouts (the Redis ones translate redis-py's
+    errors), so the channel logic waits out outages without knowing which backend it runs on.
+    A ``ConnectionError``, so anything that retries OS-level outages retries it too.
+    """
 
 
 @dataclass(frozen=True)

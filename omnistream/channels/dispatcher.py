@@ -41,10 +41,9 @@ from functools import partial
 from typing import Final, TypeVar
 
 import orjson
-import redis.asyncio as aioredis
 
 from omnistream.channels.outcomes import not_delivered, outcome_event
-from omnistream.channels.owners import OwnerLease, worker_owner_id
+from omnistream.channels.owners import OwnerLease
 from omnistream.channels.retry import (
     CircuitBreaker,
     RetryPolicy,
@@ -52,13 +51,12 @@ from omnistream.channels.retry import (
     call_with_retries,
     wait_for_redis,
 )
-from omnistream.channels.settings import ChannelProviders, ChannelSettings, RateLimit
+from omnistream.channels.settings import ChannelSettings, RateLimit
 from omnistream.clock import utcnow
-from omnistream.config import Settings
 from omnistream.domain.commands import Send
 from omnistream.domain.events import Event
 from omnistream.observability.metrics import M
-from omnistream.policies.caps import CapsPolicy, counters_for, load_caps_policy
+from omnistream.policies.caps import CapsPolicy, counters_for
 from omnistream.ports import (
     CapCounter,
     CapStore,
@@ -70,12 +68,8 @@ from omnistream.ports import (
     ProviderResult,
     RateLimiter,
 )
-from omnistream.providers.registry import build_provider
-from omnistream.storage.redis_caps import RedisCapStore
-from omnistream.storage.redis_dedup import RedisDedupStore
-from omnistream.storage.redis_ratelimit import RedisRateLimiter
 
-__all__ = ["ADDRESSLESS_CHANNELS", "Dispatch", "Dispatcher", "build_dispatcher"]
+__all__ = ["ADDRESSLESS_CHANNELS", "Dispatch", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -377,32 +371,10 @@ class Dispatcher:
         )
 
     async def aclose(self) -> None:
+        """Close the providers this dispatcher was given (tests and single-process tools; the
+        worker closes its shared adapters in ``runtime/wiring.py`` instead)."""
         closed: set[int] = set()
         for provider in self._providers.values():
             if id(provider) not in closed:
                 closed.add(id(provider))
                 await provider.aclose()
-
-
-def build_dispatcher(settings: Settings, redis: aioredis.Redis) -> Dispatcher:
-    """The production dispatcher: providers by name from the environment, stores on ``redis``."""
-    channel_settings = ChannelSettings()
-    names = ChannelProviders()
-    by_name: dict[str, Provider] = {}
-    providers: dict[str, Provider] = {}
-    for channel in settings.channels:
-        name = names.for_channel(channel)
-        if name is None:
-            continue
-        if name not in by_name:
-            by_name[name] = build_provider(name, settings, channel_settings)
-        providers[channel] = by_name[name]
-    return Dispatcher(
-        providers=providers,
-        dedup=RedisDedupStore(redis),
-        caps_store=RedisCapStore(redis),
-        caps=load_caps_policy(channel_settings.caps_file),
-        rate_limiter=RedisRateLimiter(redis),
-        settings=channel_settings,
-        owner=worker_owner_id(),
-    )

@@ -1,11 +1,12 @@
 """Delivery receipts: provider callbacks -> events on ``omni.customer-events``.
 
-The runtime mounts ``ReceiptHandler.handle_webhook`` at ``/webhooks/{provider}``. Each request
-is, in order: size-checked (413), matched to a configured provider (404), verified by that
-provider's ``parse_receipt`` (signature with ``hmac.compare_digest``, signed timestamp within 5
-minutes where the provider signs one: 401; malformed: 400), and checked against the replay
-cache (``SET NX`` with expiry, per provider event): a request whose every receipt was seen
-before is refused with 409, so a captured request cannot be replayed into duplicate events.
+The runtime mounts ``ReceiptHandler.handle_webhook`` (built in ``runtime/wiring.py``) at
+``/webhooks/{provider}``. Each request is, in order: size-checked (413), matched to a configured
+provider (404), verified by that provider's ``parse_receipt`` (signature with
+``hmac.compare_digest``, signed timestamp within 5 minutes where the provider signs one: 401;
+malformed: 400), and checked against the replay cache (``SET NX`` with expiry, per provider
+event): a request whose every receipt was seen before is refused with 409, so a captured request
+cannot be replayed into duplicate events.
 
 Events: ``message_delivered``, ``message_opened``, ``message_clicked``, ``message_bounced``,
 ``message_unsubscribed`` and ``message_delivery_failed``, with ``send_id``, ``provider``,
@@ -30,20 +31,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-import redis.asyncio as aioredis
 from multidict import CIMultiDict
 from pydantic import ValidationError
 
-from omnistream.channels.settings import ChannelProviders, ChannelSettings
-from omnistream.config import Settings
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 from omnistream.ports import DedupStore, Provider, Receipt, ReceiptRejected
-from omnistream.providers.registry import build_provider
-from omnistream.storage.redis_dedup import RedisDedupStore
 
-__all__ = ["MAX_RECEIPT_BYTES", "ReceiptHandler", "ReceiptRejected", "build_receipt_handler"]
+__all__ = ["MAX_RECEIPT_BYTES", "ReceiptHandler", "ReceiptRejected"]
 
 log = logging.getLogger(__name__)
 
@@ -152,28 +148,3 @@ class ReceiptHandler:
             )
         except ValidationError:
             raise ReceiptRejected(400, "receipt fields are not valid") from None
-
-    async def aclose(self) -> None:
-        for provider in {id(p): p for p in self._providers.values()}.values():
-            await provider.aclose()
-
-
-def build_receipt_handler(settings: Settings, redis: aioredis.Redis) -> ReceiptHandler:
-    """A handler for every provider configured for one of ``settings.channels``."""
-    channel_settings = ChannelSettings()
-    names = ChannelProviders()
-    providers: dict[str, Provider] = {}
-    channels: dict[str, list[str]] = {}
-    for channel in settings.channels:
-        name = names.for_channel(channel)
-        if name is None:
-            continue
-        channels.setdefault(name, []).append(channel)
-        if name not in providers:
-            providers[name] = build_provider(name, settings, channel_settings)
-    return ReceiptHandler(
-        providers,
-        RedisDedupStore(redis),
-        prefix=channel_settings.redis_prefix,
-        channels=channels,
-    )

@@ -16,8 +16,7 @@ from typing import TypeVar
 
 from omnistream.clock import monotonic
 from omnistream.observability.metrics import M
-from omnistream.ports import ProviderError
-from omnistream.storage.redis_base import REDIS_DOWN
+from omnistream.ports import ProviderError, StoreUnavailable
 
 __all__ = [
     "CircuitBreaker",
@@ -100,7 +99,7 @@ async def wait_for_redis(
     while True:
         try:
             return await call()
-        except REDIS_DOWN:
+        except StoreUnavailable:
             if max_wait_s is not None and waited >= max_wait_s:
                 raise RedisUnavailable(f"redis unreachable for {waited:.1f}s ({op})") from None
         delay = min(max_backoff_s, 0.05 * (2.0**retry)) * (0.5 + rand() / 2)

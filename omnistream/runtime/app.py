@@ -20,6 +20,7 @@ from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime import dlq, transport
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timers import TimerIndex
+from omnistream.runtime.wiring import ChannelAdapters, build_channel_adapters
 
 __all__ = ["Runtime", "Topics", "build_runtime"]
 
@@ -63,6 +64,8 @@ class Runtime:
     (see ``build_runtime``)."""
     owned: OwnedPartitions
     """The customer-events partitions this worker owns now (updated on every rebalance)."""
+    channels: ChannelAdapters
+    """Providers, Redis stores, dispatcher and receipt handler (``runtime/wiring.py``)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
 
 
@@ -162,8 +165,17 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
         health_check_interval=settings.redis_health_check_interval_s,
     )
     owned = OwnedPartitions(settings.customer_events_topic, settings.partitions).install(app)
+    channels = build_channel_adapters(settings, redis)  # a bad provider fails here, at start
     runtime = Runtime(
-        settings, catalog, app, topics, customers_table, aliases_table, redis=redis, owned=owned
+        settings,
+        catalog,
+        app,
+        topics,
+        customers_table,
+        aliases_table,
+        redis=redis,
+        owned=owned,
+        channels=channels,
     )
 
     dlq.install(runtime)  # created at the first assignment, before the worker is ready

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import View
 
-from omnistream.channels.receipts import ReceiptRejected, build_receipt_handler
+from omnistream.channels.receipts import ReceiptRejected
 from omnistream.clock import utcnow
 from omnistream.domain.identity import route_key
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def install(runtime: Runtime) -> None:
     app = runtime.app
-    handler = build_receipt_handler(runtime.settings, runtime.redis)
+    handler = runtime.channels.receipts
 
     @app.page("/webhooks/{provider}")
     class Webhooks(View):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from omnistream.channels.dispatcher import Dispatcher, build_dispatcher
+from omnistream.channels.dispatcher import Dispatcher
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.commands import Send
 from omnistream.observability.logging import bind_log_context, clear_log_context
@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 
 def install(runtime: Runtime) -> None:
     app = runtime.app
-    dispatcher = build_dispatcher(runtime.settings, runtime.redis)  # a bad provider fails here
+    dispatcher = runtime.channels.dispatcher
 
     @app.on_before_shutdown.connect
     def _close(app_: Any, **_: Any) -> None:
-        app.add_future(dispatcher.aclose())
+        app.add_future(runtime.channels.aclose())
 
     @app.timer(dispatcher.lease.renewal_s)
     async def _renew_lease() -> None:

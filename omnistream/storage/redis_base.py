@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from omnistream.clock import monotonic
 from omnistream.observability.metrics import M
+from omnistream.ports import StoreUnavailable
 
 __all__ = ["REDIS_DOWN", "roundtrip"]
 
@@ -24,12 +25,13 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeou
 
 
 async def roundtrip(op: str, call: Awaitable[T]) -> T:
-    """Await one Redis call, recording its latency and counting connection-level failures."""
+    """Await one Redis call, recording its latency and counting connection-level failures,
+    which it raises as the port's ``StoreUnavailable`` (the channel logic knows no redis)."""
     started = monotonic()
     try:
         return await call
-    except REDIS_DOWN:
+    except REDIS_DOWN as exc:
         M.channel_redis_errors.labels(op).inc()
-        raise
+        raise StoreUnavailable(f"redis {op}: {type(exc).__name__}: {exc}") from exc
     finally:
         M.channel_redis_seconds.labels(op).observe(monotonic() - started)

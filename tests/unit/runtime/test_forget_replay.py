@@ -21,6 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from omnistream.channels.settings import ChannelSettings
 from omnistream.domain.state import CustomerState
 from omnistream.runtime.dlq import guarded
 from omnistream.runtime.identity import forget_customer
@@ -111,6 +112,7 @@ async def customer_with_keys(redis: Any, prefix: str) -> tuple[Any, list[str]]:
         timers=TimerIndex(),
         topics=SimpleNamespace(customer_events=AckedTopic(), sends={}),
         redis=Flaky(redis, fail_at=2),
+        channels=SimpleNamespace(settings=ChannelSettings()),
     )
     return runtime, keys
 

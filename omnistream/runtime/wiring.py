@@ -1,0 +1,93 @@
+"""The one place that names concrete adapters: Redis stores and providers.
+
+The channel logic (``channels/``) speaks only to ports (``ports.py``); this module builds what
+runs behind them from the settings, once per worker: one provider instance per provider name,
+shared by the channel agents and the webhook receipts (one connection pool each, not two), and
+closes them all on shutdown. The import-linter contract "channels-through-ports" keeps it so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from omnistream.channels.dispatcher import Dispatcher
+from omnistream.channels.owners import worker_owner_id
+from omnistream.channels.receipts import ReceiptHandler
+from omnistream.channels.settings import ChannelProviders, ChannelSettings
+from omnistream.config import Settings
+from omnistream.policies.caps import load_caps_policy
+from omnistream.ports import Provider
+from omnistream.providers.registry import build_provider
+from omnistream.storage.redis_caps import RedisCapStore
+from omnistream.storage.redis_dedup import RedisDedupStore
+from omnistream.storage.redis_ratelimit import RedisRateLimiter
+
+__all__ = ["ChannelAdapters", "build_channel_adapters"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChannelAdapters:
+    """What the channel agents and the webhook receipts run on, built once per worker."""
+
+    settings: ChannelSettings
+    providers: dict[str, Provider]
+    """Provider name -> its one instance."""
+    channels: dict[str, str]
+    """Channel -> the provider name that serves it (configured channels only)."""
+    dispatcher: Dispatcher
+    receipts: ReceiptHandler
+    _closed: bool = field(default=False, repr=False)
+
+    async def aclose(self) -> None:
+        """Close every provider once (idempotent: shutdown may ask twice)."""
+        if self._closed:
+            return
+        self._closed = True
+        for name, provider in self.providers.items():
+            try:
+                await provider.aclose()
+            except Exception:  # one provider's close must not keep the others open
+                log.exception("closing provider %s failed", name)
+
+
+def build_channel_adapters(
+    settings: Settings,
+    redis: aioredis.Redis,
+    channel_settings: ChannelSettings | None = None,
+    names: ChannelProviders | None = None,
+) -> ChannelAdapters:
+    """Providers for ``settings.channels`` (a bad or unknown provider fails here, at start),
+    the Redis stores, the dispatcher and the receipt handler."""
+    channel_settings = channel_settings if channel_settings is not None else ChannelSettings()
+    names = names if names is not None else ChannelProviders()
+    providers: dict[str, Provider] = {}
+    channels: dict[str, str] = {}
+    for channel in settings.channels:
+        name = names.for_channel(channel)
+        if name is None:
+            continue
+        channels[channel] = name
+        if name not in providers:
+            providers[name] = build_provider(name, settings, channel_settings)
+    dedup = RedisDedupStore(redis)
+    dispatcher = Dispatcher(
+        providers={channel: providers[name] for channel, name in channels.items()},
+        dedup=dedup,
+        caps_store=RedisCapStore(redis),
+        caps=load_caps_policy(channel_settings.caps_file),
+        rate_limiter=RedisRateLimiter(redis),
+        settings=channel_settings,
+        owner=worker_owner_id(),
+    )
+    served: dict[str, list[str]] = {}
+    for channel, name in channels.items():
+        served.setdefault(name, []).append(channel)
+    receipts = ReceiptHandler(
+        providers, dedup, prefix=channel_settings.redis_prefix, channels=served
+    )
+    return ChannelAdapters(channel_settings, providers, channels, dispatcher, receipts)
