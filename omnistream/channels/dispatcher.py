@@ -68,6 +68,7 @@ from omnistream.ports import (
     ProviderResult,
     RateLimiter,
 )
+from omnistream.redis_keys import rate_bucket, send_claim
 
 __all__ = ["ADDRESSLESS_CHANNELS", "Dispatch", "Dispatcher"]
 
@@ -150,7 +151,7 @@ class Dispatcher:
         assert provider is not None  # _precheck reports a missing provider
 
         prefix = self._settings.redis_prefix
-        key = f"{prefix}send:{{{send.customer_key}}}:{send.send_id}:{send.position}"
+        key = send_claim(prefix, send.customer_key, send.send_id, send.position)
         counters = counters_for(
             self._caps,
             prefix=self._settings.redis_prefix,
@@ -320,7 +321,7 @@ class Dispatcher:
         limiter = self._limiter
         if limit is None or limiter is None:
             return
-        key = f"{self._settings.redis_prefix}rate:{provider_name}"
+        key = rate_bucket(self._settings.redis_prefix, provider_name)
         while True:
             now_ms = int(self._clock().timestamp() * 1000)
             wait = await self._redis(

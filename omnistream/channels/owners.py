@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from omnistream.ports import DedupStore
+from omnistream.redis_keys import owner_lease
 
 __all__ = ["OwnerLease", "worker_owner_id"]
 
@@ -68,7 +69,7 @@ class OwnerLease:
         return f"{self.owner}/{uuid.uuid4().hex}" if self.owner else uuid.uuid4().hex
 
     def _key(self, owner: str) -> str:
-        return f"{self._prefix}owner:{owner}"
+        return owner_lease(self._prefix, owner)
 
     async def renew(self) -> None:
         """Say this worker is alive for the lease's length."""

@@ -38,6 +38,7 @@ from omnistream.domain.events import Event, key_fields
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 from omnistream.ports import DedupStore, Provider, Receipt, ReceiptRejected
+from omnistream.redis_keys import receipt_replay
 
 __all__ = ["MAX_RECEIPT_BYTES", "ReceiptHandler", "ReceiptRejected"]
 
@@ -114,7 +115,7 @@ class ReceiptHandler:
 
     async def _first_time(self, provider_name: str, receipt: Receipt) -> bool:
         digest = hashlib.sha256(receipt.replay_id.encode()).hexdigest()[:32]
-        key = f"{self._prefix}rcpt:{provider_name}:{digest}"
+        key = receipt_replay(self._prefix, provider_name, digest)
         claim = await self._replay.claim(key, uuid.uuid4().hex, self._replay_ttl_ms)
         return claim.status == "claimed"
 

@@ -38,6 +38,7 @@ from omnistream.domain.state import (
     JourneyRecord,
 )
 from omnistream.domain.vocabulary import FORGET_EVENT
+from omnistream.redis_keys import customer_patterns
 
 __all__ = [
     "FORGET_EVENT",
@@ -59,7 +60,6 @@ __all__ = [
     "merge_states",
     "merge_token",
     "rank",
-    "redis_key_patterns",
     "resolve",
     "route_key",
 ]
@@ -359,15 +359,7 @@ class ForgetPlan:
     redis_patterns: list[str]
 
 
-def redis_key_patterns(customer_key: str, prefix: str = "omni") -> list[str]:
-    """SCAN patterns of a customer's Redis keys. Per-customer keys follow the convention
-    ``<prefix>:<kind>:{<customer_key>}[:<rest>]`` (the braces are a Redis Cluster hash tag that
-    keeps one customer's keys in one slot, as the channel agents' dedup and caps keys do)."""
-    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in customer_key)
-    return [f"{prefix}:*:{{{escaped}}}", f"{prefix}:*:{{{escaped}}}:*"]
-
-
-def forget(state: CustomerState, prefix: str = "omni") -> ForgetPlan:
+def forget(state: CustomerState, prefix: str = "omni:") -> ForgetPlan:
     """What to delete for ``state``: its row (by the caller), aliases, timers, Redis keys, and
     the journeys to stop. Contact addresses are turned into their (hashed) alias keys here, so
     an alias that was never claimed through this row is released too."""
@@ -392,5 +384,5 @@ def forget(state: CustomerState, prefix: str = "omni") -> ForgetPlan:
             )
             for _, inst in sorted(state.instances.items())
         ],
-        redis_patterns=redis_key_patterns(state.key, prefix),
+        redis_patterns=customer_patterns(prefix, state.key),
     )

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from omnistream.ports import CapCounter
+from omnistream.redis_keys import cap_counters
 
 __all__ = [
     "MAX_CAP_LIMIT",
@@ -117,7 +118,7 @@ def counters_for(
     """
     if not policy.enabled or category != "marketing" or channel in policy.exempt_channels:
         return []
-    base = f"{prefix}cap:{{{customer_key}}}"
+    base = cap_counters(prefix, customer_key)
     counters: list[CapCounter] = []
     for window in policy.channel_overrides.get(channel, policy.per_channel):
         counters.append(_counter(f"{base}:ch:{channel}", window, "cap_channel"))

@@ -124,7 +124,7 @@ async def forget_customer(runtime: Runtime, key: bytes) -> None:
     state = load_row(runtime, key)
     if state is None:  # nothing (left) to forget; a redelivered request creates nothing
         return
-    plan = forget(state, prefix=runtime.channels.settings.redis_prefix.rstrip(":"))
+    plan = forget(state, prefix=runtime.channels.settings.redis_prefix)
     pending = await execute(runtime, [*plan.cancel, *plan.exits])
     pending += await publish(runtime, [], plan.releases)
     await delivered(pending)
