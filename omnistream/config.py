@@ -13,12 +13,11 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from omnistream.domain.vocabulary import CHANNELS, SOURCES
+
 __all__ = ["CHANNELS", "SOURCE_TOPICS", "Settings"]
 
-CHANNELS = ("email", "sms", "mobile_push", "web_push", "viber", "telegram", "app_inbox")
-"""Every channel omnistream knows; each gets an ``omni.send.<channel>`` topic and agent."""
-
-SOURCE_TOPICS = ("site", "app", "crm", "store")
+SOURCE_TOPICS = SOURCES
 """Backend sources; each gets an ``omni.events.<source>`` input topic."""
 
 

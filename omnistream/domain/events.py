@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from omnistream.domain.vocabulary import RESERVED_KEY_PREFIXES, SYSTEM_SOURCE, is_system_event_type
+from omnistream.domain.vocabulary import SOURCES as BACKEND_SOURCES
 
 __all__ = [
     "MAX_DEPTH",
@@ -38,7 +39,7 @@ MAX_EVENT_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 10
 """Deepest accepted nesting of objects/arrays inside one event."""
 
-SOURCES: Final = ("site", "app", "crm", "store", "omnistream")
+SOURCES: Final = (*BACKEND_SOURCES, SYSTEM_SOURCE)
 """Where events come from; ``omnistream`` marks events the system itself produced."""
 
 RESERVED_PREFIXES: Final = RESERVED_KEY_PREFIXES

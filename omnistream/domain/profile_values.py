@@ -17,6 +17,8 @@ from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from omnistream.domain.vocabulary import CHANNELS
+
 __all__ = [
     "CATEGORIES",
     "KNOWN_CHANNELS",
@@ -35,9 +37,7 @@ __all__ = [
     "normalize_phone",
 ]
 
-KNOWN_CHANNELS: Final = frozenset(
-    {"email", "sms", "mobile_push", "web_push", "viber", "telegram", "app_inbox", "in_app"}
-)
+KNOWN_CHANNELS: Final = frozenset({*CHANNELS, "in_app"})
 """Channels a profile keeps addresses, consents and engagement for; others are ignored, which
 also bounds the size of those maps."""
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CHANNELS",
     "FORGET_EVENT",
     "OUTCOME_PREFIX",
     "RESERVED_KEY_PREFIXES",
+    "SOURCES",
     "SYSTEM_EVENT_TYPES",
     "SYSTEM_SOURCE",
     "TIMER_FIRED",
@@ -22,6 +24,12 @@ __all__ = [
 
 SYSTEM_SOURCE: Final = "omnistream"
 """The ``source`` of every event omnistream produces itself."""
+
+SOURCES: Final = ("site", "app", "crm", "store")
+"""Backend sources; each has an ``omni.events.<source>`` topic that producers may write."""
+
+CHANNELS: Final = ("email", "sms", "mobile_push", "web_push", "viber", "telegram", "app_inbox")
+"""Every channel omnistream sends on; each has an ``omni.send.<channel>`` topic and agent."""
 
 TIMER_FIRED: Final = "timer_fired"
 """A journey wait that came due (``runtime/timers.py``)."""

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BeforeValidator, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
+from omnistream.domain.vocabulary import CHANNELS
 from omnistream.journey.expr import Expr, HintedError, compile_expr, suggest
 from omnistream.journey.templates import Template, compile_template
 
@@ -29,7 +30,6 @@ __all__ = [
     "parse_duration",
 ]
 
-CHANNELS: Final = ("email", "sms", "mobile_push", "web_push", "viber", "telegram", "app_inbox")
 BEST: Final = "best"
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 _EVENT_TYPE = r"^[a-z][a-z0-9_.]{0,63}$"
