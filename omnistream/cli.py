@@ -14,6 +14,7 @@ from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.domain.events import event_json_schema
 from omnistream.policies.caps import CapsPolicyError, load_caps_policy
+from omnistream.providers.errors import ProviderConfigError
 from omnistream.runtime.reload import StartRefused, starting_catalog
 
 __all__ = ["cli", "main"]
@@ -72,7 +73,11 @@ def worker() -> None:
     except (StartRefused, CapsPolicyError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    runtime = build_runtime(settings, catalog)
+    try:  # an unsafe or invalid provider setting: one line naming the variable, exit 1
+        runtime = build_runtime(settings, catalog)
+    except ProviderConfigError as exc:
+        click.echo(f"omnistream worker: {exc}", err=True)
+        sys.exit(1)
     faust.Worker(
         runtime.app, loglevel=settings.log_level, override_logging=False, quiet=True
     ).execute_from_commandline()

@@ -35,9 +35,14 @@ from omnistream.ports import (
     ReceiptStatus,
 )
 from omnistream.providers.base import HttpProvider, classify_status, json_or_empty
+from omnistream.providers.errors import require_secret
 
 __all__ = ["TwilioProvider", "TwilioSettings", "from_settings", "twilio_signature"]
 
+_EMPTY_KEY_RISK: Final = (
+    "Twilio status callbacks are verified with it, and an empty key would let anyone forge "
+    "receipts (bounces, failures)"
+)
 _STATUS: Final[dict[str, ReceiptStatus]] = {
     "delivered": "delivered",
     "read": "opened",
@@ -71,6 +76,7 @@ class TwilioProvider(HttpProvider):
 
     def __init__(self, own: TwilioSettings, timeout_s: float = 10.0) -> None:
         super().__init__(timeout_s)
+        require_secret(own.auth_token, "OMNISTREAM_TWILIO_AUTH_TOKEN", _EMPTY_KEY_RISK)
         self._own = own
         base = own.base_url.rstrip("/")
         self._url = f"{base}/2010-04-01/Accounts/{own.account_sid}/Messages.json"
@@ -103,8 +109,11 @@ class TwilioProvider(HttpProvider):
         given = headers.get("X-Twilio-Signature")
         if not given:
             raise ReceiptRejected(401, "missing signature")
+        token = self._own.auth_token.get_secret_value()
+        if not token.strip():  # an empty key is one everybody has: never verify with it
+            raise ReceiptRejected(401, "no signing secret configured")
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        expected = twilio_signature(self._own.auth_token.get_secret_value(), url, params)
+        expected = twilio_signature(token, url, params)
         if not hmac.compare_digest(expected, given):
             raise ReceiptRejected(401, "bad signature")
         query = dict(parse_qsl(urlsplit(url).query))

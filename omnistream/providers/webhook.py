@@ -30,10 +30,15 @@ from omnistream.providers.base import (
     sign_timestamped,
     verify_timestamped,
 )
+from omnistream.providers.errors import require_secret
 
 __all__ = ["SIGNATURE_HEADER", "WebhookProvider", "WebhookSettings", "from_settings"]
 
 SIGNATURE_HEADER: Final = "X-Omnistream-Signature"
+_EMPTY_KEY_RISK: Final = (
+    "the webhook provider signs its requests and verifies delivery receipts with it, and an "
+    "empty key would let anyone forge receipts (unsubscribes, bounces)"
+)
 _STATUSES: Final[frozenset[str]] = frozenset(
     {"delivered", "opened", "clicked", "bounced", "unsubscribed", "failed"}
 )
@@ -60,7 +65,7 @@ class WebhookProvider(HttpProvider):
     ) -> None:
         super().__init__(timeout_s)
         self._url = url
-        self._secret = secret
+        self._secret = require_secret(secret, "OMNISTREAM_WEBHOOK_SECRET", _EMPTY_KEY_RISK)
         self._clock = clock
 
     async def send(self, outgoing: Outgoing) -> ProviderResult:
