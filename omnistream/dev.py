@@ -113,6 +113,7 @@ def worker_env(
         OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",  # Tansu under-reports partition ends
         OMNISTREAM_LOG_FORMAT=env.get("OMNISTREAM_LOG_FORMAT", "text"),
         OMNISTREAM_PROVIDER_LOG_PATH=str(data_dir.parent / "sends.jsonl"),
+        OMNISTREAM_PROVIDER_LOG_REDACT="false",  # dev's demo shows what was sent (fake people)
     )
     return env
 

@@ -1,15 +1,18 @@
 """The ``log`` provider: one JSON line per message, for dev and demos. Never contacts anyone.
 
-It is the dev stand-in for delivery (a mail catcher, not a log): each line is the message as it
-would have gone out (``to``, ``subject``, ``body``, ``data``) so a developer and the end-to-end
-tests can see what a journey sent. It writes only to its own sink
-(``OMNISTREAM_PROVIDER_LOG_PATH``), never through ``logging``. Where even that sink must not hold
-personal data (a shared staging box), ``OMNISTREAM_LOG_PROVIDER_REDACT=true`` writes sizes instead
-of the address and content.
+It is the dev stand-in for delivery. It writes only to its own sink
+(``OMNISTREAM_PROVIDER_LOG_PATH``, default ``-``), never through ``logging``; but ``-`` is stdout,
+which is the worker's log stream, so by default a line carries no personal data: ids (send,
+customer key, journey, step), the channel and category, sizes, and a short SHA-256 of the address
+(to tell "same recipient" apart, not to hide it from someone who can guess addresses).
+``OMNISTREAM_PROVIDER_LOG_REDACT=false`` makes it a mail catcher instead: the message as it would
+have gone out (``to``, ``subject``, ``body``, ``data``), for ``omnistream dev`` and the end-to-end
+tests that check what a journey sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from typing import IO, Any
 
@@ -22,15 +25,16 @@ from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderResult
 from omnistream.providers.base import NoReceipts
 
-__all__ = ["LogProvider", "LogProviderSettings", "from_settings"]
+__all__ = ["LogProvider", "LogProviderSettings", "address_digest", "from_settings"]
 
 
 class LogProviderSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="OMNISTREAM_LOG_PROVIDER_", env_file=".env", extra="ignore"
+        env_prefix="OMNISTREAM_PROVIDER_LOG_", env_file=".env", extra="ignore"
     )
 
-    redact: bool = False
+    redact: bool = True
+    """False writes addresses and message content (dev and tests only)."""
 
 
 class LogProvider(NoReceipts):
@@ -65,8 +69,10 @@ class LogProvider(NoReceipts):
         if outgoing.caused_at is not None:
             line["caused_at"] = outgoing.caused_at.isoformat()
         if self._redact:
+            line["to_sha256"] = address_digest(outgoing.address)
             line["subject_chars"] = len(message.subject or "")
             line["body_chars"] = len(message.body)
+            line["data_keys"] = sorted(message.data)
         else:
             line["to"] = outgoing.address
             line["subject"] = message.subject
@@ -81,6 +87,11 @@ class LogProvider(NoReceipts):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def address_digest(address: str) -> str:
+    """12 hex digits of SHA-256: enough to see that two sends went to one address."""
+    return hashlib.sha256(address.encode()).hexdigest()[:12]
 
 
 def from_settings(settings: Settings, channel_settings: ChannelSettings) -> LogProvider:

@@ -77,6 +77,7 @@ class Stack:
             OMNISTREAM_APP_ID=self.app_id,
             OMNISTREAM_JOURNEYS_DIR=str(self.journeys_dir),
             OMNISTREAM_PROVIDER_LOG_PATH=str(self.sends_path),
+            OMNISTREAM_PROVIDER_LOG_REDACT="false",  # the tests read to/subject/body back
             OMNISTREAM_REBALANCE_TIMEOUT_S="3",
             OMNISTREAM_SESSION_TIMEOUT_S="6",
             OMNISTREAM_FETCH_MAX_WAIT_MS="10",
