@@ -5,12 +5,22 @@ has to an idempotency key: receiving systems and mailbox providers collapse dupl
 Reply codes 4xx, timeouts and dropped connections are transient; 5xx and refused recipients
 are permanent. SMTP has no delivery callbacks: bounces and opens come through the ``webhook``
 receipts of whatever relay reports them.
+
+TLS: without credentials STARTTLS is opportunistic (used when the server offers it), as for any
+MTA. With credentials (``OMNISTREAM_SMTP_USERNAME``) the connection must be encrypted before the
+password is sent: implicit TLS (``USE_TLS``) or STARTTLS, required; a server that does not offer
+STARTTLS, which is also what a man in the middle stripping it looks like, fails the send as
+transient ``smtp_tls_unavailable`` (retried, counted by the circuit breaker, then the fallback
+channel) and the password never leaves. ``START_TLS=false`` with credentials refuses to start
+unless ``ALLOW_PLAINTEXT_AUTH=true`` says the network is trusted. ``CA_FILE`` names the CA bundle
+of a relay with a private certificate; certificates are always verified.
 """
 
 from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -22,8 +32,9 @@ from omnistream.config import Settings
 from omnistream.observability.metrics import M
 from omnistream.ports import Outgoing, ProviderError, ProviderResult
 from omnistream.providers.base import NoReceipts
+from omnistream.providers.errors import ProviderConfigError
 
-__all__ = ["SmtpProvider", "SmtpSettings", "from_settings"]
+__all__ = ["SmtpProvider", "SmtpSettings", "from_settings", "tls_required"]
 
 
 class SmtpSettings(BaseSettings):
@@ -36,7 +47,13 @@ class SmtpSettings(BaseSettings):
     username: str | None = None
     password: SecretStr | None = None
     use_tls: bool = False
-    start_tls: bool | None = None  # None: upgrade when the server offers STARTTLS
+    """Implicit TLS from the first byte (port 465)."""
+    start_tls: bool | None = None
+    """None: upgrade when the server offers STARTTLS (required when credentials are set)."""
+    allow_plaintext_auth: bool = False
+    """Send credentials over an unencrypted connection (a trusted local relay only)."""
+    ca_file: Path | None = None
+    """CA bundle that signed the server's certificate, when it is not a public CA."""
     sender: str = "omnistream@localhost"
     message_id_domain: str = "omnistream"
 
@@ -47,6 +64,7 @@ class SmtpProvider(NoReceipts):
     def __init__(self, own: SmtpSettings, timeout_s: float = 10.0) -> None:
         self._own = own
         self._timeout_s = timeout_s
+        self._tls_required = tls_required(own)
 
     def _message(self, outgoing: Outgoing) -> EmailMessage:
         message = EmailMessage()
@@ -60,20 +78,10 @@ class SmtpProvider(NoReceipts):
         return message
 
     async def send(self, outgoing: Outgoing) -> ProviderResult:
-        own = self._own
         message = self._message(outgoing)
         started = monotonic()
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=own.host,
-                port=own.port,
-                username=own.username,
-                password=own.password.get_secret_value() if own.password else None,
-                use_tls=own.use_tls,
-                start_tls=own.start_tls,
-                timeout=self._timeout_s,
-            )
+            await self._deliver(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(400 <= refused.code < 500 for refused in exc.recipients):
                 raise ProviderError("recipient_deferred", transient=True) from None
@@ -86,8 +94,56 @@ class SmtpProvider(NoReceipts):
             M.provider_request_seconds.labels(self.name).observe(monotonic() - started)
         return ProviderResult(str(message["Message-ID"]))
 
+    async def _deliver(self, message: EmailMessage) -> None:
+        """One SMTP session: connect, secure, log in, send."""
+        own = self._own
+        client = aiosmtplib.SMTP(
+            hostname=own.host,
+            port=own.port,
+            use_tls=own.use_tls,
+            start_tls=False,  # done in _secure, where "not offered" is ours to judge
+            timeout=self._timeout_s,
+            cert_bundle=str(own.ca_file) if own.ca_file is not None else None,
+        )
+        async with client:
+            await self._secure(client)
+            if own.username:
+                password = own.password.get_secret_value() if own.password else ""
+                await client.login(own.username, password)
+            await client.send_message(message)
+
+    async def _secure(self, client: aiosmtplib.SMTP) -> None:
+        """STARTTLS when offered; when it is required and not offered, stop before AUTH."""
+        if self._own.use_tls or self._own.start_tls is False:
+            return
+        await client.ehlo()
+        if client.supports_extension("starttls"):
+            await client.starttls()
+        elif self._tls_required:
+            raise ProviderError("smtp_tls_unavailable", transient=True)
+
     async def aclose(self) -> None:
         return None
+
+
+def tls_required(own: SmtpSettings) -> bool:
+    """Whether STARTTLS is mandatory; ``ProviderConfigError`` for settings that cannot be safe."""
+    if own.use_tls and own.start_tls:
+        raise ProviderConfigError(
+            "OMNISTREAM_SMTP_USE_TLS and OMNISTREAM_SMTP_START_TLS are exclusive: implicit TLS "
+            "(port 465) or STARTTLS (port 587), not both"
+        )
+    if own.start_tls is True:
+        return True
+    if not own.username or own.use_tls or own.allow_plaintext_auth:
+        return False
+    if own.start_tls is False:
+        raise ProviderConfigError(
+            "OMNISTREAM_SMTP_START_TLS=false with OMNISTREAM_SMTP_USERNAME set would send the "
+            "password in clear: use OMNISTREAM_SMTP_USE_TLS=true or leave START_TLS unset, or "
+            "set OMNISTREAM_SMTP_ALLOW_PLAINTEXT_AUTH=true for a trusted local relay"
+        )
+    return True
 
 
 def from_settings(settings: Settings, channel_settings: ChannelSettings) -> SmtpProvider:

@@ -8,14 +8,17 @@ format. Every server is stopped when its test ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from omnistream.devstack import free_port
 
@@ -86,6 +89,15 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[tuple[Envelope, bytes]] = []
+        self.logins: list[tuple[str, str, bool]] = []
+        """(login, password, whether the session was under TLS) of every AUTH attempt."""
+
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.logins.append((data.login.decode(), data.password.decode(), session.ssl is not None))
+        return AuthResult(success=True)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -114,3 +126,58 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
     finally:
         controller.stop()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A self-signed certificate for 127.0.0.1 (the client trusts it as its CA bundle)."""
+    directory = tmp_path_factory.mktemp("tls")
+    files = TlsFiles(directory / "cert.pem", directory / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(files.key), "-out", str(files.cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return files
+
+
+SmtpFactory = Callable[..., tuple[Mailbox, int]]
+
+
+@pytest.fixture
+def smtp_factory() -> Iterator[SmtpFactory]:
+    """Start an SMTP server with ``aiosmtpd.smtp.SMTP`` options (``tls_context`` offers
+    STARTTLS; ``auth_require_tls=False`` takes AUTH in clear); all stopped at teardown."""
+    controllers: list[Controller] = []
+
+    def start(**options: Any) -> tuple[Mailbox, int]:
+        mailbox = Mailbox()
+        port = free_port()
+        controller = Controller(
+            mailbox,
+            hostname="127.0.0.1",
+            port=port,
+            authenticator=mailbox.authenticate,
+            **options,
+        )
+        controller.start()
+        controllers.append(controller)
+        return mailbox, port
+
+    try:
+        yield start
+    finally:
+        for controller in controllers:
+            controller.stop()
