@@ -73,6 +73,14 @@ class Send(BaseModel):
     not_after: datetime | None = None
     caused_by: str
     caused_at: datetime
+    touch_id: str | None = None
+    """Sends of one touch (a ``together`` step: email + push with the same offer) share it; the
+    caps count a touch once in the cross-channel and per-journey windows."""
+
+    @property
+    def cap_member(self) -> str:
+        """What the cap windows count: the touch, else the send itself."""
+        return self.touch_id or self.send_id
 
     @property
     def channel(self) -> str:
@@ -88,7 +96,10 @@ class Send(BaseModel):
         return self.model_copy(update={"position": self.position + 1})
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # Without a touch the field is left out, so a worker that predates it still reads the
+        # command during a rolling upgrade (``extra="forbid"``).
+        exclude = {"touch_id"} if self.touch_id is None else None
+        return orjson.dumps(self.model_dump(mode="json", exclude=exclude))
 
 
 class ScheduleTimer(BaseModel):

@@ -1,7 +1,8 @@
 """Graph checks a schema cannot express: step targets, reachability and instant loops.
 
-A loop is fine when something on it waits (``wait``, ``wait_for`` or a send with an engagement
-fallback); a loop of instant steps would spin the engine on one event, so it is a load error.
+A loop is fine when something on it waits (``wait``, ``wait_for`` or a send that waits for an
+engagement window or its delivery outcome); a loop of instant steps would spin the engine on one
+event, so it is a load error.
 Each problem comes back as ``(location, message, hint)`` for the loader to turn into file:line.
 """
 
@@ -12,6 +13,7 @@ from typing import Final
 
 from omnistream.journey.expr import suggest
 from omnistream.journey.model import (
+    OUTCOME_EDGES,
     AnyStep,
     BranchStep,
     Journey,
@@ -40,6 +42,11 @@ def targets(step: AnyStep) -> Iterator[tuple[Loc, str | None]]:
     elif isinstance(step, SplitStep):
         for i, path in enumerate(step.paths):
             yield ("paths", i, "next"), path.next
+    elif isinstance(step, SendStep):
+        yield ("next",), step.next
+        for edge in OUTCOME_EDGES:
+            if getattr(step, edge) is not None:
+                yield (edge,), getattr(step, edge)
     else:
         yield ("next",), getattr(step, "next", None)
 
@@ -48,7 +55,7 @@ def is_pausing(step: AnyStep) -> bool:
     """Does entering this step always park the instance on a timer (breaking instant loops)?"""
     if isinstance(step, WaitStep | WaitForStep):
         return True
-    return isinstance(step, SendStep) and step.engagement_fallback is not None
+    return isinstance(step, SendStep) and step.waits
 
 
 def check_graph(journey: Journey) -> list[Problem]:

@@ -30,15 +30,20 @@ from omnistream.domain.state import (
 from omnistream.domain.vocabulary import SYSTEM_SOURCE, TIMER_FIRED
 from omnistream.journey.model import AnyStep, Catalog, Journey, SendStep, WaitForStep, WaitStep
 from omnistream.journey.runner import Tx, enter, exit_instance, run
-from omnistream.journey.sending import deliver, engagement_timeout, start_send
+from omnistream.journey.sending import (
+    DELIVERY_OUTCOMES,
+    deliver,
+    engagement_timeout,
+    finish,
+    on_delivery_outcome,
+    start_send,
+)
 from omnistream.journey.triggers import arm_after, fire_trigger, sync_dates
 
 __all__ = ["OUTCOMES", "TIMER_FIRED", "step"]
 
-OUTCOMES: Final = frozenset(
-    {"message_sent", "message_failed", "message_suppressed", "message_fallback"}
-)
-_GIVE_UP: Final = frozenset({"message_failed", "message_suppressed"})
+OUTCOMES: Final = DELIVERY_OUTCOMES
+"""Outcome events (source ``omnistream``) that move a waiting send step."""
 
 
 def step(
@@ -71,27 +76,50 @@ def step(
 
 
 def _resolve(tx: Tx, instance: Instance) -> tuple[Journey, AnyStep, Instance] | None:
-    """The journey and current step of ``instance``, migrating it to an edited journey."""
-    journey = tx.catalog.journeys.get(instance.journey_id)
+    """The journey version and current step of ``instance``.
+
+    An instance runs on the version it is pinned to while the catalog keeps it (current or
+    retained). Only when that version is gone (more than ``MAX_RETAINED_VERSIONS`` edits, or a
+    restart without the saved versions) does it continue at the same step id of the current one.
+    """
+    pinned = instance.running_version or instance.version
+    journey = tx.catalog.journey_for(instance.journey_id, pinned)
     if journey is None:
         exit_instance(tx, instance, "journey_removed")
         return None
-    current = instance.running_version or instance.version
     step = journey.step_by_id(instance.step_id)
     if step is None:
         exit_instance(tx, instance, "step_removed", version=journey.version)
         return None
-    if journey.version != current:
-        instance = instance.model_copy(update={"running_version": journey.version})
-        tx.put_instance(instance)
-        tx.emit(
-            "journey_step",
-            instance,
-            step_id=step.id,
-            reason="version_changed",
-            attributes={"from": current, "to": journey.version},
-        )
+    if journey.version != pinned:
+        instance = _switch(tx, instance, journey, step.id, "version_changed")
     return journey, step, instance
+
+
+def _switch(tx: Tx, instance: Instance, journey: Journey, step_id: str, reason: str) -> Instance:
+    """Move ``instance`` onto ``journey``'s version (recorded and emitted)."""
+    old = instance.running_version or instance.version
+    instance = instance.model_copy(update={"running_version": journey.version})
+    tx.put_instance(instance)
+    tx.emit(
+        "journey_step",
+        instance,
+        step_id=step_id,
+        reason=reason,
+        attributes={"from": old, "to": journey.version, "at": instance.step_id},
+    )
+    return instance
+
+
+def _migration(tx: Tx, journey: Journey, instance: Instance) -> tuple[Journey, AnyStep] | None:
+    """The current version's step that opts in to taking this pinned instance, if any."""
+    current = tx.catalog.journeys.get(journey.id)
+    if current is None or current.version == journey.version:
+        return None
+    for target in current.steps:
+        if instance.step_id in target.migrates_from:
+            return current, target
+    return None
 
 
 def _fire(tx: Tx) -> None:
@@ -112,7 +140,16 @@ def _fire(tx: Tx) -> None:
     if resolved is None:
         return
     journey, step, instance = resolved
-    _resume(tx, journey, step, instance, timer)
+    migration = _migration(tx, journey, instance)
+    if migration is None:
+        _resume(tx, journey, step, instance, timer)
+        return
+    current, target = migration
+    instance = _switch(tx, instance, current, target.id, "migrated")
+    if target.id == step.id:  # migrate: true -- the wait ends as the new version says
+        _resume(tx, current, target, instance, timer)
+    else:
+        run(tx, current, instance, target)
 
 
 def _next(journey: Journey, step_id: str | None) -> AnyStep | None:
@@ -136,35 +173,32 @@ def _resume(tx: Tx, journey: Journey, step: AnyStep, instance: Instance, timer: 
             run(tx, journey, instance, _next(journey, step.next))
     elif purpose == "engage" and isinstance(step, SendStep) and instance.chain:
         engagement_timeout(tx, journey, instance, step)
+    elif purpose == "outcome" and isinstance(step, SendStep):
+        finish(tx, journey, instance, step, "no_outcome")
     else:
         run(tx, journey, instance, step)
 
 
 def _outcome(tx: Tx) -> None:
-    """Track which channel a send really used; stop waiting for engagement on a dead send."""
+    """A channel-agent outcome or a provider receipt: find the waiting send step it is for.
+
+    Receipts carry the send id but no instance id, so the instance is found by its send ids.
+    """
     props = tx.event.properties
+    send_id = props.get("send_id")
     instance = tx.state.instances.get(str(props.get("instance_id", "")))
-    if instance is None or props.get("send_id") not in instance.send_ids:
+    if instance is None or send_id not in instance.send_ids:
+        instance = next(
+            (i for i in tx.state.instances.values() if send_id in i.send_ids and send_id), None
+        )
+    if instance is None or instance.timer_id is None:
         return
-    channel = props.get("next_channel") or props.get("channel")
-    if tx.event.type in ("message_sent", "message_fallback") and channel in instance.chain:
-        position = instance.chain.index(str(channel))
-        if position > instance.position:
-            tx.put_instance(instance.model_copy(update={"position": position}))
+    resolved = _resolve(tx, instance)
+    if resolved is None:
         return
-    if tx.event.type in _GIVE_UP and props.get("send_id") == instance.send_ids[-1]:
-        if instance.timer_id is None:
-            return
-        resolved = _resolve(tx, instance)
-        if resolved is None:
-            return
-        journey, step, instance = resolved
-        if isinstance(step, SendStep) and step.engagement_fallback is not None:
-            tx.cancel_timer(instance.timer_id or "")
-            instance = instance.model_copy(update={"timer_id": None})
-            reason = {"outcome": tx.event.type, "reason": props.get("reason")}
-            tx.emit("journey_step", instance, step_id=step.id, attributes=reason)
-            run(tx, journey, instance, _next(journey, step.next))
+    journey, step, instance = resolved
+    if isinstance(step, SendStep):
+        on_delivery_outcome(tx, journey, instance, step)
 
 
 def _listen(tx: Tx) -> None:
@@ -206,9 +240,10 @@ def _listen(tx: Tx) -> None:
                 kind in step.engagement_fallback.events
                 and tx.event.properties.get("send_id") in instance.send_ids
             )
-            if not (engaged or reached):
-                continue
-            target = _next(journey, step.next)
+            if engaged or reached:
+                clicked = engaged and kind == "message_clicked"
+                finish(tx, journey, instance, step, "clicked" if clicked else "opened")
+            continue
         else:
             continue
         tx.cancel_timer(instance.timer_id)

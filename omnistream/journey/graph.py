@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from omnistream.journey.checks import targets
 from omnistream.journey.model import (
+    BEST,
     AnyStep,
     BranchStep,
     ExitStep,
@@ -35,8 +36,12 @@ def _quote(text: str) -> str:
 def _node(step: AnyStep) -> str:
     if isinstance(step, SendStep):
         label = f"{step.id}: send {' → '.join(step.channels)} ({step.category})"
-        if step.engagement_fallback is not None:
-            label += f", next channel if no open in {_duration(step.engagement_fallback.within)}"
+        if step.together:
+            label += ", together as one touch"
+        fallback = step.engagement_fallback
+        if fallback is not None:
+            windows = [f"{c} {_duration(fallback.window(c))}" for c in step.channels if c != BEST]
+            label += f", next channel if no open in {' / '.join(windows)}"
         return f"{step.id}[{_quote(label)}]"
     if isinstance(step, WaitStep):
         if step.duration is not None:
@@ -70,6 +75,8 @@ def _edge_label(step: AnyStep, loc: tuple[int | str, ...]) -> str:
     if isinstance(step, SplitStep):
         path = step.paths[int(loc[1])]
         return f"{path.name} {path.weight}"
+    if isinstance(step, SendStep) and loc != ("next",):
+        return str(loc[0]).removeprefix("on_").replace("_", " ")
     return ""
 
 

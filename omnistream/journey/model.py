@@ -170,15 +170,57 @@ class MessageTemplate(_Strict):
 
 
 class EngagementFallback(_Strict):
-    """No open/click/goal within ``within`` -> send again on the next channel of the chain."""
+    """No open/click/goal within a channel's window -> send again on the next channel.
 
-    within: Duration
+    ``within`` is the window of every channel without its own entry in ``windows``
+    (``{mobile_push: 6h, email: 2d}``): a cheap push earns a short wait, an email a longer one.
+    A channel's window starts when the channel agent reports the message sent on it.
+    """
+
+    within: Duration | None = None
+    windows: dict[Channel, Duration] = Field(default_factory=dict)
     events: tuple[EventType, ...] = ("message_opened", "message_clicked")
+
+    @model_validator(mode="after")
+    def _some_window(self) -> EngagementFallback:
+        if self.within is None and not self.windows:
+            raise ValueError("an engagement fallback needs 'within' or 'windows'")
+        return self
+
+    def window(self, channel: str) -> timedelta:
+        """How long to wait for engagement with a message sent on ``channel``."""
+        window = self.windows.get(channel, self.within)
+        assert window is not None  # _some_window and SendStep._windows_cover_the_chain
+        return window
+
+
+class Migrate(_Strict):
+    """Opt-in migration: instances of an older version parked at one of ``from`` continue at
+    this step of the current version when their wait ends (``migrate: true`` = this step id)."""
+
+    from_steps: tuple[StepId, ...] = Field(alias="from", min_length=1)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+OUTCOME_EDGES: Final = ("on_sent", "on_opened", "on_clicked", "on_failed", "on_no_engagement")
+"""Send-step edges by outcome; an outcome without its edge follows ``next``."""
 
 
 class _Step(_Strict):
     id: StepId
     description: str = ""
+    migrate: Migrate | Literal[True] | None = Field(
+        default=None,
+        description="Move instances of older versions here: true, or {from: [old step ids]}.",
+    )
+
+    @property
+    def migrates_from(self) -> tuple[str, ...]:
+        """Step ids of older versions whose instances this step takes (``migrate``)."""
+        if self.migrate is True:
+            return (self.id,)
+        return self.migrate.from_steps if self.migrate is not None else ()
 
 
 class SendStep(_Step):
@@ -187,8 +229,50 @@ class SendStep(_Step):
     category: Category = "marketing"
     content: dict[Channel, MessageTemplate]
     engagement_fallback: EngagementFallback | None = None
+    together: bool = Field(
+        default=False,
+        description="Send on every channel at once, counted as one touch by the caps.",
+    )
     expires: Duration | None = Field(default=None, description="Sets the send's not_after.")
     next: StepId | None = None
+    on_sent: StepId | None = None
+    on_opened: StepId | None = None
+    on_clicked: StepId | None = None
+    on_failed: StepId | None = None
+    on_no_engagement: StepId | None = None
+
+    @property
+    def waits(self) -> bool:
+        """Does the step park for an outcome (engagement window or delivery result)?"""
+        return self.engagement_fallback is not None or bool(self.on_sent or self.on_failed)
+
+    def edge(self, outcome: str) -> StepId | None:
+        """The target of an outcome: its own edge (a click falls back to ``on_opened``), else
+        ``next``."""
+        target = getattr(self, f"on_{outcome}", None)
+        if target is None and outcome == "clicked":
+            target = self.on_opened
+        return target if target is not None else self.next
+
+    @model_validator(mode="after")
+    def _outcome_edges(self) -> SendStep:
+        fallback = self.engagement_fallback
+        engagement = [
+            e for e in ("on_opened", "on_clicked", "on_no_engagement") if getattr(self, e)
+        ]
+        if engagement and fallback is None:
+            raise ValueError(f"{', '.join(engagement)} need(s) an engagement_fallback window")
+        if self.together and (fallback is not None or self.on_sent or self.on_failed):
+            raise ValueError("a 'together' send takes no engagement_fallback or outcome edges")
+        if fallback is not None and fallback.within is None:
+            uncovered = [c for c in self.channels if c != BEST and c not in fallback.windows]
+            if uncovered:
+                raise ValueError(f"no engagement window for channel(s) {', '.join(uncovered)}")
+        if fallback is not None:
+            extra = [c for c in fallback.windows if c not in self.channels]
+            if extra:
+                raise ValueError(f"engagement window for channel(s) not in the chain: {extra}")
+        return self
 
     @model_validator(mode="after")
     def _content_per_channel(self) -> SendStep:
@@ -333,6 +417,10 @@ def journey_json_schema() -> dict[str, Any]:
     return schema
 
 
+MAX_RETAINED_VERSIONS: Final = 20
+"""Older versions of one journey a catalog keeps for pinned instances (the newest ones)."""
+
+
 class Catalog:
     """All loaded journeys plus the indexes the engine's hot path needs.
 
@@ -341,10 +429,19 @@ class Catalog:
     """
 
     def __init__(
-        self, journeys: dict[str, Journey] | None = None, policies: Policies | None = None
+        self,
+        journeys: dict[str, Journey] | None = None,
+        policies: Policies | None = None,
+        retained: dict[tuple[str, str], Journey] | None = None,
     ) -> None:
         self.journeys: dict[str, Journey] = dict(journeys or {})
         self.policies = policies or Policies()
+        self.retained: dict[tuple[str, str], Journey] = {
+            key: old
+            for key, old in (retained or {}).items()
+            if key[0] in self.journeys and self.journeys[key[0]].version != key[1]
+        }
+        """Older versions, by (journey id, version), that pinned instances still run on."""
         immediate: dict[str, list[Journey]] = {}
         delayed: dict[str, list[Journey]] = {}
         self.listens: dict[str, frozenset[str]] = {}
@@ -364,7 +461,44 @@ class Catalog:
         self.immediate = {k: tuple(v) for k, v in immediate.items()}
         self.delayed = {k: tuple(v) for k, v in delayed.items()}
         self.dated = tuple(dated)
+        for (journey_id, _), old in self.retained.items():
+            self.listens[journey_id] = self.listens[journey_id] | _listened_types(old)
         self.listened: frozenset[str] = frozenset().union(*self.listens.values())
+
+    def journey_for(self, journey_id: str, version: str) -> Journey | None:
+        """The journey an instance pinned to ``version`` runs on: that version while it is
+        current or retained, else the current version (None if the journey is gone)."""
+        return self.retained.get((journey_id, version)) or self.journeys.get(journey_id)
+
+    def carry_over(self, previous: Catalog, keep: int = MAX_RETAINED_VERSIONS) -> Catalog:
+        """This catalog, keeping ``previous``'s versions of journeys that still exist.
+
+        Hot reload calls it (``runtime.catalog = new.carry_over(runtime.catalog)``) so people
+        in flight stay on the version they entered. At most ``keep`` older versions per journey
+        are kept, newest first; an instance on a dropped version moves to the current one at
+        the same step id (as a restart without ``journey.versions`` would).
+        """
+        older = [((j.id, j.version), j) for j in previous.journeys.values()]
+        older += list(previous.retained.items())
+        kept: dict[tuple[str, str], Journey] = {}
+        count: dict[str, int] = {}
+        for key, journey in older:
+            current = self.journeys.get(key[0])
+            if current is None or current.version == key[1] or key in kept:
+                continue
+            if count.get(key[0], 0) >= keep:
+                continue
+            count[key[0]] = count.get(key[0], 0) + 1
+            kept[key] = journey
+        kept.update((k, v) for k, v in self.retained.items() if k not in kept)
+        return Catalog(self.journeys, self.policies, kept)
+
+    def version_rows(self) -> list[tuple[str, str, str]]:
+        """(journey, version, ``current`` | ``retained``) for every version this catalog runs:
+        what the ``omnistream_journey_versions`` gauge shows."""
+        rows = [(j.id, j.version, "current") for j in self.journeys.values()]
+        rows += [(jid, version, "retained") for jid, version in self.retained]
+        return sorted(rows)
 
     def triggered_by(self, event_type: str) -> tuple[Journey, ...]:
         """Active journeys an event of this type enters immediately."""
@@ -372,7 +506,8 @@ class Catalog:
 
     def only(self, journey_id: str) -> Catalog:
         """A catalog with just one journey (the simulator runs journeys one at a time)."""
-        return Catalog({journey_id: self.journeys[journey_id]}, self.policies)
+        retained = {k: v for k, v in self.retained.items() if k[0] == journey_id}
+        return Catalog({journey_id: self.journeys[journey_id]}, self.policies, retained)
 
 
 def _listened_types(journey: Journey) -> frozenset[str]:
