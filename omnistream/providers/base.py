@@ -4,12 +4,19 @@ Error classification is the one rule every provider follows, because the dispatc
 fallback decisions depend on it: timeouts, connection errors, 408, 425, 429 and 5xx are
 *transient* (retried with backoff, honouring ``Retry-After``); every other 4xx is *permanent*
 (the request itself is wrong for this customer: move on to the next channel).
+
+Provider API calls carry credentials (headers, Basic auth, a token in the path), so they never
+follow redirects: a 3xx is the permanent ``redirect_refused`` (the base URL is wrong), and no
+credential reaches whatever the ``Location`` names. Response bodies are read incrementally up to
+``MAX_RESPONSE_BYTES`` after decompression; a bigger one is the permanent ``response_too_large``
+instead of a memory spike (a 4 KiB gzip body can inflate to 64 MiB).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -22,6 +29,7 @@ from omnistream.observability.metrics import M
 from omnistream.ports import ProviderError, Receipt, ReceiptRejected
 
 __all__ = [
+    "MAX_RESPONSE_BYTES",
     "MAX_SKEW_S",
     "HttpProvider",
     "NoReceipts",
@@ -33,8 +41,15 @@ __all__ = [
     "verify_timestamped",
 ]
 
+log = logging.getLogger(__name__)
+
 MAX_SKEW_S: Final = 300.0
 """Callbacks signed further than this from our clock are refused (replays of old requests)."""
+
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
+"""Largest provider response body read (decompressed); a bigger one is ``response_too_large``.
+Provider answers are small JSON documents; 1 MiB is far above any of them."""
+_READ_CHUNK: Final = 64 * 1024
 
 _TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
 
@@ -53,6 +68,8 @@ def classify_status(status: int, headers: Mapping[str, str]) -> ProviderError | 
     """``None`` for 2xx, else the ``ProviderError`` the status means."""
     if 200 <= status < 300:
         return None
+    if 300 <= status < 400:
+        return ProviderError("redirect_refused", transient=False)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status >= 500 or status in _TRANSIENT_STATUSES:
         return ProviderError(f"http_{status}", transient=True, retry_after=retry_after)
@@ -82,13 +99,21 @@ class HttpProvider:
         json: Any = None,
         data: bytes | Mapping[str, str] | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt. Network failures become transient ``ProviderError``s."""
+        """One attempt. Network failures become transient ``ProviderError``s; redirects are not
+        followed (``classify_status`` refuses them) and the body is capped."""
         started = monotonic()
         try:
             async with self._session().request(
-                method, url, headers=headers, json=json, data=data
+                method, url, headers=headers, json=json, data=data, allow_redirects=False
             ) as response:
-                body = await response.read()
+                if 300 <= response.status < 400:
+                    log.warning(
+                        "provider %s answered HTTP %d (a redirect): not followed, so no "
+                        "credential leaves for another address; check its base URL",
+                        self.name,
+                        response.status,
+                    )
+                body = await _read_capped(response, MAX_RESPONSE_BYTES)
                 return response.status, response.headers, body
         except TimeoutError:
             raise ProviderError("timeout", transient=True) from None
@@ -101,6 +126,19 @@ class HttpProvider:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read in chunks (decompressed as they come), or ``response_too_large``."""
+    too_large = ProviderError("response_too_large", transient=False)
+    if response.content_length is not None and response.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 class NoReceipts:

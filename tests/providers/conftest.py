@@ -11,6 +11,7 @@ import asyncio
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ class Reply:
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None
+    """Answer these bytes instead of ``json``."""
+    chunked: bool = False
+    """Send ``raw`` with chunked transfer encoding (no Content-Length), in 64 KiB writes."""
 
 
 @dataclass
@@ -50,8 +55,35 @@ class FakeServer:
         self.script = list(replies)
 
 
+async def _answer(request: web.Request, reply: Reply) -> web.StreamResponse:
+    if reply.raw is None:
+        return web.json_response(reply.json, status=reply.status, headers=reply.headers)
+    if not reply.chunked:
+        return web.Response(body=reply.raw, status=reply.status, headers=reply.headers)
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for start in range(0, len(reply.raw), 65536):
+        await response.write(reply.raw[start : start + 65536])
+    await response.write_eof()
+    return response
+
+
 @pytest.fixture
 async def http_server() -> AsyncIterator[FakeServer]:
+    async with _serve() as server:
+        yield server
+
+
+@pytest.fixture
+async def other_http_server() -> AsyncIterator[FakeServer]:
+    """A second origin (a redirect target)."""
+    async with _serve() as server:
+        yield server
+
+
+@asynccontextmanager
+async def _serve() -> AsyncIterator[FakeServer]:
     server = FakeServer(url="")
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -67,7 +99,7 @@ async def http_server() -> AsyncIterator[FakeServer]:
         reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
         if reply.delay:
             await asyncio.sleep(reply.delay)
-        return web.json_response(reply.json, status=reply.status, headers=reply.headers)
+        return await _answer(request, reply)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
