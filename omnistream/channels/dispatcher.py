@@ -162,7 +162,7 @@ class Dispatcher:
         )
         await self.lease.keep()
         token = self.lease.token()
-        claim = await self._claim(key, token, send.send_id, counters, now)
+        claim = await self._claim(key, token, send.cap_member, counters, now)
         if claim.status == "taken_over":
             M.channel_claims_taken_over.labels(channel).inc()
             log.warning("send %s: took over the claim of a dead worker", send.send_id)
@@ -335,8 +335,12 @@ class Dispatcher:
             await self._sleep(wait)
 
     async def _refund(self, send: Send, counters: list[CapCounter]) -> None:
+        # A send of a touch gives back its channel's slot only: another channel of the touch
+        # may have been delivered, and the touch stays one contact across channels and journey.
+        if send.touch_id is not None:
+            counters = [c for c in counters if c.reason == "cap_channel"]
         if counters:
-            member = send.send_id
+            member = send.cap_member
             await self._redis("caps_refund", lambda: self._caps_store.refund(member, counters))
 
     # --- outcomes ---------------------------------------------------------------------------

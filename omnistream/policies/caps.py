@@ -12,6 +12,11 @@ Windows slide (the last 24 h, not the calendar day) so there is no burst at midn
 counter members are send ids, so a retried claim or a send that falls back to another channel is
 counted once in the cross-channel and journey windows. The store checks and counts every window
 in one atomic step (see ``omnistream.storage.redis_caps``).
+
+One touch on several channels (a journey's ``together`` send: an email and a push with the same
+offer) is several sends sharing ``Send.touch_id``, which is then the counted member: each send
+takes a slot in its own channel's window, and the touch takes one slot in the cross-channel and
+per-journey windows. A send of a touch that is not delivered gives back its channel slot only.
 """
 
 from __future__ import annotations
