@@ -146,6 +146,12 @@ class Policies(_Strict):
     default_timezone: str = "UTC"
     quiet_hours: QuietHours | None = None
     send_window: SendWindow | None = None
+    channel_costs: dict[Channel, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Price of one message per channel, e.g. {sms: 0.05, email: 0.0001}: cost "
+        "per send, per conversion and per journey in the journey stats (docs/journey-events.md).",
+    )
+    cost_currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217.")
 
     @field_validator("default_timezone")
     @classmethod
