@@ -8,6 +8,8 @@ surprise at 3 a.m. Graph checks (targets, reachability, loops) live in ``checks.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -482,21 +484,23 @@ class Catalog:
         Hot reload calls it (``runtime.catalog = new.carry_over(runtime.catalog)``) so people
         in flight stay on the version they entered. At most ``keep`` older versions per journey
         are kept, newest first; an instance on a dropped version moves to the current one at
-        the same step id (as a restart without ``journey.versions`` would).
+        the same step id (as after a restart without the saved versions, ``journey/versions.py``).
         """
-        older = [((j.id, j.version), j) for j in previous.journeys.values()]
-        older += list(previous.retained.items())
-        kept: dict[tuple[str, str], Journey] = {}
-        count: dict[str, int] = {}
-        for key, journey in older:
-            current = self.journeys.get(key[0])
-            if current is None or current.version == key[1] or key in kept:
+        return self.with_retained([*previous.journeys.values(), *previous.retained.values()], keep)
+
+    def with_retained(self, older: Iterable[Journey], keep: int = MAX_RETAINED_VERSIONS) -> Catalog:
+        """This catalog plus ``older`` versions (newest first) of the journeys it still has."""
+        kept = dict(self.retained)
+        count = Counter(journey_id for journey_id, _ in kept)
+        for journey in older:
+            key = (journey.id, journey.version)
+            current = self.journeys.get(journey.id)
+            if current is None or current.version == journey.version or key in kept:
                 continue
-            if count.get(key[0], 0) >= keep:
+            if count[journey.id] >= keep:
                 continue
-            count[key[0]] = count.get(key[0], 0) + 1
+            count[journey.id] += 1
             kept[key] = journey
-        kept.update((k, v) for k, v in self.retained.items() if k not in kept)
         return Catalog(self.journeys, self.policies, kept)
 
     def version_rows(self) -> list[tuple[str, str, str]]:

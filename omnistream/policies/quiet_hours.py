@@ -17,7 +17,15 @@ from functools import lru_cache
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 
 __all__ = [
     "WEEKDAYS",
@@ -60,6 +68,8 @@ def _weekday(value: Any) -> str:
 TimeOfDay = Annotated[
     time,
     BeforeValidator(parse_time_of_day),
+    # written as it is read ("10:00"), so a saved journey version loads again
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^([01]?\d|2[0-3]):[0-5]\d$"}),
 ]
 Weekday = Annotated[str, BeforeValidator(_weekday), WithJsonSchema({"enum": list(WEEKDAYS)})]
