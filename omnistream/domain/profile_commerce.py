@@ -7,7 +7,7 @@ what they bought, so a cart line bought elsewhere is not resurrected by a late e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from omnistream.domain.events import Event
@@ -25,6 +25,7 @@ from omnistream.domain.profile_model import (
     ViewedProduct,
 )
 from omnistream.domain.profile_values import as_currency, as_id, as_money, as_quantity, as_text
+from omnistream.domain.traits import order_traits, profile_zone
 
 __all__ = ["COMMERCE_HANDLERS", "add_order"]
 
@@ -161,7 +162,7 @@ def _order(profile: Profile, event: Event, issues: list[str]) -> Update:
         placed_at=event.timestamp,
         product_ids=bought[:MAX_CART_ITEMS],
     )
-    update: Update = {"orders": add_order(orders, ref)}
+    update: Update = {"orders": add_order(orders, ref, profile_zone(profile.timezone))}
     cart = profile.cart.items
     gone = [pid for pid in bought if pid in cart and cart[pid].added_at <= event.timestamp]
     if gone:  # bought lines leave the cart; others stay
@@ -169,13 +170,14 @@ def _order(profile: Profile, event: Event, issues: list[str]) -> Update:
     return update
 
 
-def add_order(orders: Orders, ref: OrderRef) -> Orders:
-    """Aggregates after one new (not yet seen) order; shared with profile merging."""
+def add_order(orders: Orders, ref: OrderRef, zone: tzinfo = UTC) -> Orders:
+    """Aggregates and computed traits after one new (not yet seen) order; shared with profile
+    merging. ``zone`` is the customer's, for the local weekday/hour histograms."""
     currency = orders.currency or ref.currency
     same = ref.currency is None or ref.currency == currency
     latest = orders.last_order_at is None or ref.placed_at >= orders.last_order_at
     recent = sorted([*orders.recent, ref], key=lambda r: (r.placed_at, r.order_id))
-    return Orders(
+    after = Orders(
         count=orders.count + (1 if same else 0),
         revenue=orders.revenue + (ref.total if same else 0),
         currency=currency,
@@ -185,6 +187,7 @@ def add_order(orders: Orders, ref: OrderRef) -> Orders:
         last_order_total=ref.total if latest else orders.last_order_total,
         recent=recent[-MAX_RECENT_ORDERS:],
     )
+    return after.model_copy(update=order_traits(orders, after, ref, zone))
 
 
 def _store(profile: Profile, event: Event, issues: list[str]) -> Update:

@@ -136,6 +136,18 @@ class Orders(_Value):
     last_order_total: Decimal | None = None
     recent: list[OrderRef] = Field(default_factory=list)
     """The last ``MAX_RECENT_ORDERS`` orders, oldest first."""
+    first_order_at: datetime | None = None
+    """Computed traits (``domain/traits.py``), kept on every order. The first order ever seen
+    (``recent`` forgets it after ``MAX_RECENT_ORDERS`` orders)."""
+    weekday_counts: dict[str, int] = Field(default_factory=dict)
+    """Orders per local weekday (``mon`` .. ``sun``), in the ``timezone`` trait when the order
+    arrived (UTC when unknown); weekdays without orders are absent."""
+    hour_counts: dict[str, int] = Field(default_factory=dict)
+    """Orders per local hour of day (``"0"`` .. ``"23"``), same zone rule."""
+    avg_interval_days: float | None = None
+    """(last order - first order) / (orders - 1), in days; None before the second order."""
+    expected_next_order_at: datetime | None = None
+    """``last_order_at + avg_interval_days``: when a regular customer should order again."""
 
     @property
     def average_order_value(self) -> Decimal | None:
