@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnistream.domain.commands import CancelTimer, Command, ScheduleTimer, Send
+from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer, Send
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
@@ -18,7 +18,19 @@ from omnistream.journey.loader import load_catalog
 from tests.unit.journey.helpers import T0, timer_event
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[3] / "journeys")
-ITEMS = [{"product_id": "sneakers-42", "quantity": 1}, {"product_id": "dog-food-10kg"}]
+UNCONDITIONAL_ENDS: dict[str, frozenset[str]] = {
+    journey.id: frozenset(
+        [m.event for m in journey.exit_on if m.when is None]
+        + [g.event for g in [journey.goal] if g is not None and g.exit and g.when is None]
+    )
+    for journey in CATALOG.journeys.values()
+}
+ITEMS = [
+    {"product_id": "sneakers-42", "quantity": 1},
+    {"product_id": "dog-food-10kg"},
+    {"product_id": "bp-meds-30d"},
+    {"product_id": "book-42"},
+]
 CUSTOMER_EVENTS: dict[str, dict[str, Any]] = {
     "cart_updated": {"items": ITEMS},
     "cart_cleared": {},
@@ -29,10 +41,12 @@ CUSTOMER_EVENTS: dict[str, dict[str, Any]] = {
     "lab_results_viewed": {},
     "order_ready_for_pickup": {"order_id": "o1"},
     "order_picked_up": {"order_id": "o1"},
+    "wishlist_item_in_stock": {"product_id": "book-42", "title": "T"},
 }
 SYSTEM = ["fire", "repeat", "stale", "opened", "sent_elsewhere", "failed"]
+OUTCOMES = ["clicked", "fallback", "failed_last", "suppressed", "bounced", "delivery_failed"]
 ACTIONS = st.lists(
-    st.tuples(st.sampled_from([*CUSTOMER_EVENTS, *SYSTEM]), st.integers(0, 3 * 24 * 60)),
+    st.tuples(st.sampled_from([*CUSTOMER_EVENTS, *SYSTEM, *OUTCOMES]), st.integers(0, 3 * 24 * 60)),
     max_size=30,
 )
 PROFILE = Profile(
@@ -54,6 +68,7 @@ class Run:
         self.sends: list[Send] = []
         self.last: Event | None = None
         self.n = 0
+        self.exited: set[str] = set()
 
     def feed(self, event: Event, now: datetime) -> None:
         before = self.state
@@ -72,6 +87,8 @@ class Run:
         self.scheduled |= added
         self.cancelled |= {c.timer_id for c in commands if isinstance(c, CancelTimer)}
         self.sends += [c for c in commands if isinstance(c, Send)]
+        self._no_send_after_exit(commands)
+        self._ends_on_exit_and_goal(before, after, event)
         self._check(after)
         self.state, self.last = after, event
         self.log.append(commands)
@@ -84,6 +101,26 @@ class Run:
         for timer in state.timers.values():
             if timer.purpose != "trigger":
                 assert state.instances[timer.instance_id].timer_id == timer.timer_id
+
+    def _no_send_after_exit(self, commands: list[Command]) -> None:
+        """No send ever names an instance that has exited (in this input or before)."""
+        for command in commands:
+            if isinstance(command, Send):
+                assert command.instance_id not in self.exited, "a send after the exit"
+            elif isinstance(command, Emit) and command.name == "journey_exited":
+                self.exited.add(str(command.attributes["instance_id"]))
+
+    def _ends_on_exit_and_goal(
+        self, before: CustomerState, after: CustomerState, event: Event
+    ) -> None:
+        """An unconditional ``exit_on`` / exiting ``goal`` event ends every live instance of
+        its journey, whatever it waits for (hold, window, wait, wait_for, outcome)."""
+        if event.source == "omnistream":
+            return
+        for instance_id, instance in before.instances.items():
+            if event.type in UNCONDITIONAL_ENDS.get(instance.journey_id, ()):
+                assert instance_id not in after.instances, f"{event.type} left it running"
+                assert instance_id in self.exited
 
     def event(self, kind: str, **overrides: Any) -> Event:
         self.n += 1
@@ -120,6 +157,25 @@ class Run:
         }
         self.feed(self.event(kind, source="omnistream", properties=properties), self.now)
 
+    def delivery_outcome(self, kind: str) -> None:
+        """What the channel agent and provider receipts report for the latest send."""
+        if not self.sends:
+            return
+        send = self.sends[-1]
+        if kind == "clicked":
+            self.outcome("message_clicked")
+        elif kind == "fallback" and send.next_channel is not None:
+            self.outcome("message_fallback", reason="no_consent", to_channel=send.next_channel)
+        elif kind == "failed_last":
+            self.outcome("message_failed", channel=send.chain[-1], reason="provider_4xx")
+        elif kind == "suppressed":
+            self.outcome("message_suppressed", channel=send.chain[-1], reason="cap_global")
+        elif kind in ("bounced", "delivery_failed"):  # receipts: a send id, no instance id
+            props = {"send_id": send.send_id, "provider": "webhook", "status": kind}
+            self.feed(
+                self.event(f"message_{kind}", source="omnistream", properties=props), self.now
+            )
+
     def act(self, kind: str, minutes: int) -> None:
         target = self.now + timedelta(minutes=minutes)
         self.fire_due(target)
@@ -137,6 +193,8 @@ class Run:
             self.outcome("message_sent", channel=self.sends[-1].chain[-1])
         elif kind == "failed":
             self.outcome("message_failed", reason="provider_4xx")
+        elif kind in OUTCOMES:
+            self.delivery_outcome(kind)
         elif kind in CUSTOMER_EVENTS:
             self.feed(self.event(kind), self.now)
 
@@ -164,6 +222,28 @@ def test_engine_invariants_hold_and_every_timer_is_fired_or_cancelled(
     # after draining, only yearly date triggers may remain armed
     assert all(run.state.timers[t].purpose == "trigger" for t in pending)
     assert not run.state.instances
+
+
+ENDINGS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                *("cart_updated", "wishlist_item_in_stock", "order_placed", "cart_cleared"),
+                *("fire", "opened", "failed", "sent_elsewhere", *OUTCOMES),
+            ]
+        ),
+        st.integers(0, 2 * 24 * 60),
+    ),
+    max_size=30,
+)
+
+
+@FAST
+@given(ENDINGS)
+def test_no_send_after_an_exit_or_goal_event(actions: list[tuple[str, int]]) -> None:
+    """Checked after every input by ``Run``; here entries, purchases, cart clears, outcomes,
+    receipts and timer firings are interleaved at random, so every waiting state meets them."""
+    play(actions)
 
 
 @FAST
