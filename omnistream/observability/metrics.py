@@ -294,6 +294,14 @@ class M:
         ["topic"],
         registry=REGISTRY,
     )
+    undecodable_batches = Counter(
+        "omnistream_undecodable_batches_total",
+        "Fetched record batches the consumer could not decode (a codec without its library, a "
+        "bad CRC, a corrupt compressed body), by topic: skipped, logged with partition and "
+        "offsets, dead-lettered as reason undecodable_batch.",
+        ["topic"],
+        registry=REGISTRY,
+    )
     dlq_records = Counter(
         "omnistream_dlq_records_total",
         "Records the broker acknowledged on the dead-letter topic, by reason.",

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from omnistream.config import Settings
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
-from omnistream.runtime import dlq, transport
+from omnistream.runtime import dlq, transport, undecodable
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timers import TimerIndex
 from omnistream.runtime.wiring import ChannelAdapters, build_channel_adapters
@@ -179,6 +179,7 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     )
 
     dlq.install(runtime)  # created at the first assignment, before the worker is ready
+    undecodable.install(runtime)  # skipped batches are dead-lettered on the app's loop
     customers.install(runtime)
     senders.install(runtime)
     timers.install(runtime)

@@ -16,6 +16,9 @@ batch still queued for one of them waits for a leader forever (the sender spins,
 commit, which flushes the producer, hangs). It needs a queued batch at that moment: with
 Faust's ``producer_linger`` at 5 ms the worker hit it in 3 of 29 runs of the exact-counters
 test (0 of 14 with this fix); ``tests/integration/test_producer_metadata.py`` shows it alone.
+
+The consumer skips the record batches it cannot decode instead of crashing (``ConsumerThread.
+_fetch_records``; why and how in ``runtime/undecodable.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from aiokafka.structs import TopicPartition as TP
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from omnistream.runtime import undecodable
 from omnistream.runtime.acks import UnackedRecords
 
 __all__ = [
@@ -53,6 +57,25 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if isinstance(consumer, _AIOKAFKA_CONSUMER):
             consumer._fetch_max_wait_ms = int(wait_ms)  # aiokafka reads it when it starts
         return consumer
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature)
+        max_records: int | None = None,
+    ) -> Any:
+        """Faust's fetch, with batches that cannot be decoded skipped and reported: aiokafka
+        raises out of ``fetched_records`` for them, which crashed Faust's fetcher service and
+        the worker (and the next owner of the partition)."""
+        undecodable.tolerate(consumer._fetcher, self._on_undecodable)
+        return await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+
+    def _on_undecodable(self, batch: undecodable.UndecodableBatch) -> None:
+        undecodable.record(batch)
+        undecodable.hand_over(self.app, self.consumer, self.parent_loop, batch)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         # Faust's type says int; aiokafka (and this) give None for "nothing committed".
