@@ -114,6 +114,13 @@ class M:
         ["status"],
         registry=REGISTRY,
     )
+    journey_versions = Gauge(
+        "omnistream_journey_versions",
+        "Journey versions the running set holds (1 each), by state: current (new entries) or "
+        "retained (kept for instances pinned to it; at most 20 per journey).",
+        ["journey", "version", "state"],
+        registry=REGISTRY,
+    )
     identity_messages = Counter(
         "omnistream_identity_messages_total",
         "Identity messages handled (claim, release, merge, forget) and what became of them.",
