@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -49,8 +50,14 @@ steps:
 class Fleet:
     procs: list[subprocess.Popen[bytes]]
     urls: list[str]
+    """Each worker's internal listener (bearer token ``token``)."""
     sends_path: Path
     prefix: str
+    token: str
+
+    def metrics(self, url: str) -> str:
+        """The /metrics text of the worker at ``url`` (an entry of ``urls``)."""
+        return fetch(f"{url}/metrics", token=self.token)[1]
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -61,7 +68,7 @@ class Fleet:
         outcomes count once the customer agent has taken them in as well."""
         inputs = commands = outcomes = taken = 0.0
         for url in self.urls:
-            _, text = fetch(f"{url}/metrics")
+            text = self.metrics(url)
             for line in text.splitlines():
                 if line.startswith('omnistream_customer_inputs_total{kind="event"}'):
                     inputs += float(line.rsplit(" ", 1)[1])
@@ -124,7 +131,7 @@ def start_fleet(
     run = f"b{os.getpid()}x{next(_run_ids)}"
     sends = workdir / f"{run}-sends.jsonl"
     journeys = journeys if journeys is not None else journeys_dir(workdir)
-    procs, urls = [], []
+    procs, urls, token = [], [], secrets.token_urlsafe(32)
     for n in range(workers):
         port = devstack.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
@@ -135,7 +142,8 @@ def start_fleet(
             OMNISTREAM_DATA_DIR=str(workdir / f"{run}-w{n}"), OMNISTREAM_LOG_LEVEL="WARNING",
             OMNISTREAM_REBALANCE_TIMEOUT_S="3", OMNISTREAM_SESSION_TIMEOUT_S="6",
             OMNISTREAM_FETCH_MAX_WAIT_MS="10", OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
-            OMNISTREAM_PARTITIONS="4",
+            OMNISTREAM_PARTITIONS="4", OMNISTREAM_INTERNAL_TOKENS=token,
+            OMNISTREAM_PUBLIC_PORT=str(devstack.free_port()),
             # each run its own caps and dedup keys: a rerun of the same traffic must send again
             OMNISTREAM_CHANNELS_REDIS_PREFIX=f"{run}:",
         )  # fmt: skip
@@ -146,10 +154,10 @@ def start_fleet(
         )  # fmt: skip
         procs.append(proc)
         urls.append(f"http://127.0.0.1:{port}")
-    fleet = Fleet(procs, urls, sends, f"{run}.")
+    fleet = Fleet(procs, urls, sends, f"{run}.", token)
     try:
         for proc, url in zip(procs, urls, strict=True):
-            wait_ready(url, proc, timeout=ready_timeout)
+            wait_ready(url, proc, timeout=ready_timeout, token=token)
         time.sleep(1.0 if workers > 1 else 0.0)  # let the group settle after the last join
     except BaseException:
         fleet.stop()

@@ -21,7 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.bench_pipeline import start_fleet
 from benchmarks.common import produce_bulk
 from omnistream.clock import utcnow
-from omnistream.dev import fetch
 
 __all__ = ["run"]
 
@@ -79,7 +78,7 @@ def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str
         deadline = time.monotonic() + 600
         pending = 0.0
         while time.monotonic() < deadline:
-            pending = _total(fetch(f"{url}/metrics")[1], "omnistream_timers_pending")
+            pending = _total(fleet.metrics(url), "omnistream_timers_pending")
             if pending >= count:
                 break
             time.sleep(0.5)
@@ -90,12 +89,12 @@ def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str
             time.sleep(0.2)
         last_exit = due
         while time.monotonic() < deadline:
-            text = fetch(f"{url}/metrics")[1]
+            text = fleet.metrics(url)
             if _total(text, "omnistream_journey_exits_total", journey="bench_wait") >= count:
                 last_exit = utcnow()
                 break
             time.sleep(0.1)
-        text = fetch(f"{url}/metrics")[1]
+        text = fleet.metrics(url)
         lag_sum = _total(text, "omnistream_timer_lag_seconds_sum")
         lag_count = _total(text, "omnistream_timer_lag_seconds_count")
         within = {

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omnistream.domain.vocabulary import CHANNELS, SOURCES
 
@@ -52,8 +52,29 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     journeys_dir: Path = Field(default=Path("journeys"))
     channels: tuple[str, ...] = CHANNELS
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of the internal listener (Faust's web server: /metrics, "
+        "/ready, /customers; bearer token required). Workers reach each other here.",
+    )
     web_port: int = Field(default=6066, ge=0, le=65535)
+    public_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of the public listener (/webhooks/{provider}, /health, "
+        "/ready without details): what providers and probes reach. 0.0.0.0 in deploy/.",
+    )
+    public_port: int = Field(default=6067, ge=0, le=65535)
+    internal_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated bearer tokens accepted on the internal listener (several "
+        "for rotation; random, e.g. secrets.token_urlsafe(32)). None: every internal route "
+        "answers 401.",
+    )
+    metrics_open: bool = Field(
+        default=False,
+        description="Serve /metrics on the internal listener without a token (for a "
+        "Prometheus that cannot send one). Every other internal route still needs a token.",
+    )
     advertised_url: str | None = Field(
         default=None,
         description="URL other workers use to reach this one's web server (table routing of "
@@ -132,6 +153,13 @@ class Settings(BaseSettings):
         unknown = sorted(set(value) - set(CHANNELS))
         if unknown:
             raise ValueError(f"unknown channel(s) {unknown}; known: {', '.join(CHANNELS)}")
+        return value
+
+    @field_validator("internal_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("advertised_url", mode="after")

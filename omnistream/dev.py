@@ -2,6 +2,8 @@
 
 Starts the embedded broker and Redis, one worker with the sample journeys, and the demo traffic
 generator, then prints a one-line summary every few seconds from the worker's own /metrics.
+The worker gets a fresh random internal token each run; it is printed with the internal URLs
+(``curl -H "Authorization: Bearer <token>" <url>/customers/<key>``).
 Ctrl-C (or SIGTERM) stops every child in reverse order; none is left behind.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from omnistream import devstack
 
-__all__ = ["DevOptions", "Summary", "run_dev", "summarize"]
+__all__ = ["DevOptions", "Listeners", "Summary", "fetch", "run_dev", "summarize", "wait_ready"]
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,32 @@ def summarize(metrics_text: str) -> Summary:
     return Summary(ingested, entered, sends, rejected)
 
 
-def fetch(url: str, timeout: float = 2.0) -> tuple[int, str]:
+def fetch(url: str, timeout: float = 2.0, token: str | None = None) -> tuple[int, str]:
+    """(status, body) of a GET; ``token`` goes in ``Authorization: Bearer`` (internal routes)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, object]:
-    """Poll /ready until the worker says so; fail early if the worker exits."""
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[bytes], timeout: float, token: str | None = None
+) -> dict[str, object]:
+    """Poll /ready until the worker says so; fail early if the worker exits.
+
+    On the internal listener (with ``token``) the answer has the details; on the public one
+    only ``{"ready": true}``.
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode} while starting")
         with contextlib.suppress(OSError):
-            status, body = fetch(f"{base_url}/ready")
+            status, body = fetch(f"{base_url}/ready", token=token)
             last = body
             if status == 200:
                 return dict(json.loads(body))
@@ -97,14 +109,33 @@ def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float) -> 
     raise RuntimeError(f"worker not ready after {timeout:.0f}s: {last}")
 
 
+@dataclass(frozen=True)
+class Listeners:
+    """The dev worker's two ports and its internal token (docs/operations.md, Listeners)."""
+
+    web_port: int
+    public_port: int
+    token: str
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+
 def worker_env(
-    broker: str, redis: str, web_port: int, journeys: Path, data_dir: Path
+    broker: str, redis: str, listeners: Listeners, journeys: Path, data_dir: Path
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         OMNISTREAM_BROKER=broker,
         OMNISTREAM_REDIS_URL=redis,
-        OMNISTREAM_WEB_PORT=str(web_port),
+        OMNISTREAM_WEB_PORT=str(listeners.web_port),
+        OMNISTREAM_PUBLIC_PORT=str(listeners.public_port),
+        OMNISTREAM_INTERNAL_TOKENS=listeners.token,
         OMNISTREAM_JOURNEYS_DIR=str(journeys),
         OMNISTREAM_DATA_DIR=str(data_dir),
         OMNISTREAM_REBALANCE_TIMEOUT_S="3",
@@ -132,9 +163,9 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
         servers.append(devstack.start_redis(options.log_dir))
         broker, redis = servers
         echo(f"broker {broker.url}  redis {redis.url}  logs {options.log_dir}/")
-        port = devstack.free_port()
+        listeners = Listeners(devstack.free_port(), devstack.free_port(), secrets.token_urlsafe(32))
         env = worker_env(
-            broker.url, redis.url, port, options.journeys_dir, options.log_dir / "worker"
+            broker.url, redis.url, listeners, options.journeys_dir, options.log_dir / "worker"
         )
         python = sys.executable
         worker, wlog = devstack.spawn(
@@ -143,14 +174,16 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
             log_path=options.log_dir / "worker.log",
             env=env,
         )
+        base = listeners.internal_url
         servers.append(
-            devstack.EmbeddedServer("worker", worker, f"http://127.0.0.1:{port}", port, None, wlog)
+            devstack.EmbeddedServer("worker", worker, base, listeners.web_port, None, wlog)
         )
-        base = f"http://127.0.0.1:{port}"
-        ready = wait_ready(base, worker, timeout=90)
+        ready = wait_ready(base, worker, timeout=90, token=listeners.token)
         journeys = sorted(dict(ready.get("journeys") or {}))  # type: ignore[call-overload]
         echo(f"worker ready: {ready['assigned_partitions']} topic partitions, journeys {journeys}")
-        echo(f"metrics: {base}/metrics   health: {base}/health   ready: {base}/ready")
+        echo(f"internal (token): {base}/metrics  {base}/ready  {base}/customers/<key>")
+        echo(f"internal token: {listeners.token}  (Authorization: Bearer <token>)")
+        echo(f"public: {listeners.public_url}/webhooks/<provider>  {listeners.public_url}/health")
         traffic_argv = [
             python, "-m", "omnistream", "demo-traffic",
             "--rate", str(options.rate), "--customers", str(options.customers),
@@ -160,7 +193,7 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
         )
         servers.append(devstack.EmbeddedServer("traffic", traffic, "", 0, None, tlog))
         echo("demo traffic started; Ctrl-C stops everything")
-        return _report_loop(base, options, stop, servers, echo)
+        return _report_loop(listeners, options, stop, servers, echo)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -169,7 +202,7 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
 
 
 def _report_loop(
-    base: str,
+    listeners: Listeners,
     options: DevOptions,
     stop: dict[str, bool],
     children: list[devstack.EmbeddedServer],
@@ -188,7 +221,7 @@ def _report_loop(
             break
         if now - last_at >= options.interval:
             with contextlib.suppress(OSError):
-                _, text = fetch(f"{base}/metrics")
+                _, text = fetch(f"{listeners.internal_url}/metrics", token=listeners.token)
                 summary = summarize(text)
                 echo(summary.line(previous, now - last_at))
                 previous = summary

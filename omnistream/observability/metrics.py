@@ -283,6 +283,14 @@ class M:
         ["topic", "kind"],
         registry=REGISTRY,
     )
+    internal_requests_refused = Counter(
+        "omnistream_internal_requests_refused_total",
+        "Requests the internal listener refused with 401, by reason: missing (no bearer "
+        "token), invalid (a token that matches none configured), unconfigured (the worker has "
+        "no OMNISTREAM_INTERNAL_TOKENS).",
+        ["reason"],
+        registry=REGISTRY,
+    )
     kafka_consumed = Counter(
         "omnistream_kafka_consumed_records_total",
         "Records this worker's consumer handed to streams, by topic.",

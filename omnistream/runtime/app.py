@@ -90,11 +90,17 @@ def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=session,
         broker_heartbeat_interval=min(3.0, session / 3),
-        web_enabled=True,
+        web_enabled=True,  # the internal listener (runtime/listeners.py)
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         canonical_url=settings.web_url(),
+        # Faust's own views read tables and map keys to workers for anyone who asks: off.
+        # Table routing (/customers) needs none of them: the assignor knows the owner.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         table_standby_replicas=settings.standby_replicas,
         recovery_consistency_check=settings.recovery_consistency_check,
         **security.faust_kwargs(),
@@ -119,8 +125,8 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     from omnistream.runtime import (
         customer_api,
         customers,
+        listeners,
         observers,
-        receipts,
         reload,
         senders,
         timers,
@@ -184,7 +190,7 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     senders.install(runtime)
     timers.install(runtime)
     reload.install(runtime)
-    receipts.install(runtime)
+    listeners.install(runtime)  # token check on the internal routes, public /webhooks
     customer_api.install(runtime)
     web.install(runtime)
     observers.install(runtime)

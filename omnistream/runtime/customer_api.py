@@ -1,7 +1,11 @@
 """``GET /customers/{key}``: a customer's profile, live journeys and recent events.
 
-Any worker answers: Faust's table routing forwards the request to the worker that owns the key's
-partition. A key that was merged into another customer answers 307 with the new location.
+Internal listener only, behind the bearer token (``runtime/web_auth.py``): the token is checked
+before table routing or any table read. Any worker answers: Faust's table routing forwards the
+request, ``Authorization`` header included, to the internal listener of the worker that owns the
+key's partition, which checks the token again. A key that was merged into another customer
+answers 307 with the new location (a forwarded answer keeps the status and body, not the
+``Location`` header: Faust's router copies only those).
 """
 
 from __future__ import annotations

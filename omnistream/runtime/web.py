@@ -1,4 +1,7 @@
-"""HTTP routes on the worker's Faust web server: /metrics, /health, /ready.
+"""HTTP routes on the worker's internal listener (Faust's web server): /metrics, /health, /ready.
+
+Every route here needs a bearer token (``runtime/web_auth.py``); the public listener answers
+``/health`` and ``/ready`` too, with the verdict only (``runtime/listeners.py``).
 
 - ``/health`` is liveness: the process answers and its app has neither crashed nor begun to stop.
   It does not look at Kafka or Redis, so an outage of either never makes an orchestrator restart

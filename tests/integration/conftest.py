@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,12 +26,26 @@ _counter = itertools.count()
 class Worker:
     proc: subprocess.Popen[bytes]
     base_url: str
+    """The internal listener (token required): /metrics, /ready, /customers."""
     env: dict[str, str]
     log_path: Path
+    public_url: str = ""
+    """The public listener: /webhooks/{provider}, /health, /ready without details."""
+    token: str | None = None
+    """The first of the worker's OMNISTREAM_INTERNAL_TOKENS."""
+
+    def fetch(self, path: str, *, token: str | bool = True) -> tuple[int, str]:
+        """GET an internal route; ``token=True`` sends the worker's token, ``False`` none, a
+        string that one."""
+        sent = self.token if token is True else token if isinstance(token, str) else None
+        return fetch(f"{self.base_url}{path}", token=sent)
+
+    def fetch_public(self, path: str) -> tuple[int, str]:
+        return fetch(f"{self.public_url}{path}")
 
     def metrics(self) -> str:
-        status, body = fetch(f"{self.base_url}/metrics")
-        assert status == 200
+        status, body = self.fetch("/metrics")
+        assert status == 200, body
         return body
 
     def log_tail(self, lines: int = 60) -> str:
@@ -59,6 +74,8 @@ class Stack:
     tmp: Path
     journeys_dir: Path
     sends_path: Path
+    token: str = ""
+    """Every worker of the test accepts it on its internal listener."""
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -84,6 +101,7 @@ class Stack:
             OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
             OMNISTREAM_PARTITIONS="4",
             OMNISTREAM_CHANNELS_REDIS_PREFIX=self.redis_prefix,
+            OMNISTREAM_INTERNAL_TOKENS=self.token,
         )
         env.update(extra)
         return env
@@ -108,6 +126,7 @@ def stack(broker_url: str, redis_url: str, tmp_path: Path) -> Stack:
         tmp=tmp_path,
         journeys_dir=journeys,
         sends_path=tmp_path / "sends.jsonl",
+        token=secrets.token_urlsafe(32),
     )
 
 
@@ -117,19 +136,30 @@ def start_worker(stack: Stack) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(name: str = "w0", ready_timeout: float = 60.0, **extra_env: str) -> Worker:
-        port = devstack.free_port()
+        port, public_port = devstack.free_port(), devstack.free_port()
         data_dir = stack.tmp / name
         env = stack.env(
-            OMNISTREAM_WEB_PORT=str(port), OMNISTREAM_DATA_DIR=str(data_dir), **extra_env
+            OMNISTREAM_WEB_PORT=str(port),
+            OMNISTREAM_PUBLIC_PORT=str(public_port),
+            OMNISTREAM_DATA_DIR=str(data_dir),
+            **extra_env,
         )
+        tokens = [t.strip() for t in env["OMNISTREAM_INTERNAL_TOKENS"].split(",") if t.strip()]
         log_path = stack.tmp / f"{name}.log"
         proc, log = devstack.spawn(
             name, [sys.executable, "-m", "omnistream", "worker"], log_path=log_path, env=env
         )
-        worker = Worker(proc, f"http://127.0.0.1:{port}", env, log_path)
+        worker = Worker(
+            proc,
+            f"http://127.0.0.1:{port}",
+            env,
+            log_path,
+            public_url=f"http://127.0.0.1:{public_port}",
+            token=tokens[0] if tokens else None,
+        )
         started.append(worker)
-        try:
-            wait_ready(worker.base_url, proc, timeout=ready_timeout)
+        try:  # the public /ready, as an orchestrator's probe asks: no token needed
+            wait_ready(worker.public_url, proc, timeout=ready_timeout)
         except RuntimeError as exc:
             raise AssertionError(f"{exc}\n--- worker log ---\n{worker.log_tail()}") from None
         finally:

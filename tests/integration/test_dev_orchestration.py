@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from omnistream.dev import fetch
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +59,13 @@ def test_dev_runs_reports_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
                 summaries += 1
         output = "\n".join(lines)
         assert summaries == 3, output
-        assert "metrics: http://127.0.0.1:" in output
+        internal = re.search(r"internal \(token\): (http://127\.0\.0\.1:\d+)/metrics", output)
+        token = re.search(r"internal token: (\S+)", output)
+        public = re.search(r"public: (http://127\.0\.0\.1:\d+)/webhooks", output)
+        assert internal and token and public, output
+        assert fetch(f"{internal[1]}/metrics")[0] == 401  # the printed token is needed
+        assert fetch(f"{internal[1]}/metrics", token=token[1])[0] == 200
+        assert fetch(f"{public[1]}/health")[0] == 200
         last = [line for line in lines if line.startswith("events/s in")][-1]
         assert int(re.search(r"events (\d+)", last).group(1)) > 0, last  # type: ignore[union-attr]
         ports = re.findall(r"127\.0\.0\.1:(\d+)", output.split("\n")[0])

@@ -14,7 +14,6 @@ from aiokafka import AIOKafkaProducer
 from redis import Redis
 
 from omnistream.config import Settings
-from omnistream.dev import fetch
 from omnistream.runtime.admin import forget_event, produce_forget
 
 from .conftest import Stack, Worker, wait_until
@@ -64,8 +63,9 @@ async def produce(stack: Stack, records: list[tuple[str, bytes]]) -> None:
 
 
 def customer(worker: Worker, key: str) -> tuple[int, dict[str, Any]]:
-    """(status, body) of GET /customers/{key}; a merged key redirects (307) to its customer."""
-    status, body = fetch(f"{worker.base_url}/customers/{key}")
+    """(status, body) of GET /customers/{key} with the worker's internal token; a merged key
+    redirects (307) to its customer."""
+    status, body = worker.fetch(f"/customers/{key}")
     return status, json.loads(body)
 
 

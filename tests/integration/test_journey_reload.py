@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import pytest
 
-from omnistream.dev import fetch
-
 from .conftest import Stack, Worker, wait_until
 from .test_walking_skeleton import counter, envelope, produce
 
@@ -31,7 +29,7 @@ steps:
 
 
 def journeys_on(worker: Worker) -> dict[str, str]:
-    status, body = fetch(f"{worker.base_url}/ready")
+    status, body = worker.fetch("/ready")
     assert status == 200, body
     return dict(json.loads(body)["journeys"])
 

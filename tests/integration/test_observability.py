@@ -18,7 +18,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from omnistream.dev import fetch
 from omnistream.observability import dashboard
 from omnistream.observability.promql import metric_names
 from tests.observability.promtool import promtool_path, run
@@ -113,10 +112,10 @@ def test_worker_observability(
         missing = metric_names(rule["expr"]) - names - {"up"}  # `up` is Prometheus' own
         assert not missing, f"alert {rule['alert']} queries {missing} the worker lacks"
 
-    status, body = fetch(f"{worker.base_url}/health")
+    status, body = worker.fetch("/health")
     health = json.loads(body)
     assert status == 200 and health["live"] is True and health["uptime_seconds"] > 0
-    status, body = fetch(f"{worker.base_url}/ready")
+    status, body = worker.fetch("/ready")
     ready = json.loads(body)
     assert status == 200, ready
     assert ready["ready"] and ready["redis"] and ready["recovery_done"]

@@ -1,5 +1,6 @@
-"""POST /webhooks/{provider} on a live worker: a signed receipt becomes an event on the
-customer's row; unsigned and replayed requests are refused with a clear status."""
+"""POST /webhooks/{provider} on a live worker's public listener: a signed receipt becomes an
+event on the customer's row; unsigned and replayed requests are refused with a clear status; the
+internal listener does not route webhooks."""
 
 from __future__ import annotations
 
@@ -25,15 +26,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 SECRET = "webhook-test-secret"
 
 
-def post(worker: Worker, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+def post(
+    worker: Worker, body: bytes, headers: dict[str, str], *, base_url: str | None = None
+) -> tuple[int, dict[str, object]]:
+    """POST to the public listener (or ``base_url``)."""
     request = urllib.request.Request(
-        f"{worker.base_url}/webhooks/webhook", data=body, headers=headers, method="POST"
-    )
+        f"{base_url or worker.public_url}/webhooks/webhook", data=body, headers=headers,
+        method="POST",
+    )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return int(response.status), json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        text = exc.read()
+        return exc.code, json.loads(text) if text.startswith(b"{") else {"text": text.decode()}
 
 
 def test_signed_receipts_reach_the_profile_and_bad_ones_are_refused(
@@ -53,6 +59,8 @@ def test_signed_receipts_reach_the_profile_and_bad_ones_are_refused(
     }]})  # fmt: skip
     signed = {SIGNATURE_HEADER: sign_timestamped(SECRET, body, int(time.time()))}
 
+    internal = {**signed, "Authorization": f"Bearer {worker.token}"}
+    assert post(worker, body, internal, base_url=worker.base_url)[0] == 404  # public only
     assert post(worker, body, {})[0] == 401  # unsigned
     forged = {SIGNATURE_HEADER: sign_timestamped("wrong", body, int(time.time()))}
     assert post(worker, body, forged)[0] == 401
