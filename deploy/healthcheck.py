@@ -1,7 +1,8 @@
-"""Container health check: exit 0 when the worker's /health answers 200, else 1.
+"""Container health check: exit 0 when the worker's public /health answers 200, else 1.
 
-The slim image has no curl or wget; Python is already there. The port comes from
-``OMNISTREAM_WEB_PORT`` like the worker's own, so both always agree.
+The slim image has no curl or wget; Python is already there. It asks the public listener, which
+needs no token (the internal one answers 401 without it); the port comes from
+``OMNISTREAM_PUBLIC_PORT`` like the worker's own, so both always agree.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import urllib.request
 
 
 def main() -> int:
-    port = os.environ.get("OMNISTREAM_WEB_PORT", "6066")
+    port = os.environ.get("OMNISTREAM_PUBLIC_PORT", "6067")
     url = f"http://127.0.0.1:{port}/health"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:

@@ -24,6 +24,11 @@ from omnistream.ops.kafka_security import KafkaSecurity
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 WORKERS = ("omnistream-1", "omnistream-2")
+LISTENER_KEYS = {
+    "OMNISTREAM_WEB_HOST", "OMNISTREAM_WEB_PORT", "OMNISTREAM_PUBLIC_HOST",
+    "OMNISTREAM_PUBLIC_PORT", "OMNISTREAM_INTERNAL_TOKENS",
+}  # fmt: skip
+"""Worker-only settings: the topics job serves no HTTP and gets no token."""
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,10 @@ def test_topics_job_runs_first_with_the_workers_settings(compose: dict[str, Any]
         worker = services[name]
         assert worker["command"] == ["worker"]
         assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
-        assert omnistream_env(worker) == omnistream_env(job)
+        worker_env = omnistream_env(worker)
+        assert set(worker_env) - set(omnistream_env(job)) == LISTENER_KEYS
+        shared = {k: v for k, v in worker_env.items() if k not in LISTENER_KEYS}
+        assert shared == omnistream_env(job)
         assert int(re.sub(r"\D", "", worker["stop_grace_period"])) >= 30
 
 
@@ -115,12 +123,45 @@ def test_worker_environment_is_understood_by_omnistream(
     assert brokers == [f"kafka-{i}:9092" for i in (1, 2, 3)]
 
 
+def published(service: dict[str, Any]) -> dict[int, str]:
+    """Container port -> host address it is published on ("" = every address)."""
+    out: dict[int, str] = {}
+    for spec in service.get("ports", []):
+        *host, _host_port, container = str(spec).split(":")
+        out[int(container)] = host[0] if host else ""
+    return out
+
+
+def test_only_the_public_listener_is_published_beyond_loopback(compose: dict[str, Any]) -> None:
+    token_ref = "${OMNISTREAM_INTERNAL_TOKEN:?set OMNISTREAM_INTERNAL_TOKEN}"
+    for name in WORKERS:
+        service = compose["services"][name]
+        env = omnistream_env(service)
+        internal, public = int(env["OMNISTREAM_WEB_PORT"]), int(env["OMNISTREAM_PUBLIC_PORT"])
+        assert internal != public
+        ports = published(service)
+        assert ports[public] == "", f"{name}: providers must reach the public listener"
+        assert ports.get(internal, "127.0.0.1") == "127.0.0.1", f"{name}: internal port exposed"
+        assert env["OMNISTREAM_PUBLIC_HOST"] == "0.0.0.0"  # inside the container
+        assert env["OMNISTREAM_INTERNAL_TOKENS"] == token_ref  # from the environment, no default
+        assert "metrics_open" not in {k.lower().removeprefix("omnistream_") for k in env}
+    for name, service in compose["services"].items():
+        if name not in WORKERS:
+            assert not any(str(p).endswith((":6066", ":6067")) for p in service.get("ports", []))
+
+
 def test_prometheus_scrapes_both_workers_and_loads_the_alerts(compose: dict[str, Any]) -> None:
     config = yaml.safe_load(compose["configs"]["prometheus-config"]["content"])
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "omnistream"  # the alerts and the dashboard filter on it
     targets = [t for static in job["static_configs"] for t in static["targets"]]
-    assert sorted(targets) == [f"{w}:6066" for w in WORKERS]
+    assert sorted(targets) == [f"{w}:6066" for w in WORKERS]  # the internal listener
+    # ... with the workers' token, from a compose secret fed by the same variable
+    credentials = job["authorization"]["credentials_file"]
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    (secret,) = compose["services"]["prometheus"]["secrets"]
+    assert credentials == f"/run/secrets/{secret}"
+    assert compose["secrets"][secret] == {"environment": "OMNISTREAM_INTERNAL_TOKEN"}
     mounts = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"])
     rules_file = config["rule_files"][0]
     assert mounts["./prometheus/alerts.yml"] == rules_file

@@ -78,7 +78,9 @@ def test_entry_point_is_the_worker_and_health_check_uses_python() -> None:
     assert "CMD" in check and "/opt/omnistream/healthcheck.py" in check
     assert "curl" not in check and "wget" not in check
     env = stage["ENV"]
-    assert "OMNISTREAM_WEB_PORT=6066" in env and stage["EXPOSE"] == "6066"
+    assert "OMNISTREAM_WEB_PORT=6066" in env and "OMNISTREAM_PUBLIC_PORT=6067" in env
+    assert "OMNISTREAM_PUBLIC_HOST=0.0.0.0" in env
+    assert stage["EXPOSE"].split() == ["6067", "6066"]  # public, internal
     assert "OMNISTREAM_STORE=rocksdb://" in env
 
 
@@ -139,8 +141,9 @@ def health_server() -> Iterator[tuple[int, type[_Handler]]]:
         thread.join(5)
 
 
-def run_healthcheck(port: int) -> int:
-    env = {**os.environ, "OMNISTREAM_WEB_PORT": str(port)}
+def run_healthcheck(public_port: int, web_port: int | None = None) -> int:
+    env = {**os.environ, "OMNISTREAM_PUBLIC_PORT": str(public_port)}
+    env["OMNISTREAM_WEB_PORT"] = str(web_port or devstack.free_port())
     return subprocess.run([sys.executable, str(HEALTHCHECK)], env=env, check=False).returncode
 
 
@@ -152,3 +155,6 @@ def test_healthcheck_script_follows_the_health_endpoint(
     handler.status = 503
     assert run_healthcheck(port) == 1
     assert run_healthcheck(devstack.free_port()) == 1  # nothing listening
+    # It asks the public listener, which needs no token, not the internal one.
+    handler.status = 200
+    assert run_healthcheck(devstack.free_port(), web_port=port) == 1

@@ -61,6 +61,23 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                             "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                             "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                             "scheme": {"enum": ["http", "https"]},
+                            "authorization": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["credentials"],
+                                "properties": {
+                                    "type": {"type": "string"},
+                                    "credentials": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "required": ["name", "key"],
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "key": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
                         },
                     },
                 },
@@ -92,7 +109,7 @@ def test_builtin_kinds_are_valid_for_kubernetes(docs: dict[tuple[str, str], Any]
             kv.validate(doc, KUBERNETES_VERSION, strict=True)
             validated.append(kind)
     assert sorted(set(validated)) == [
-        "ConfigMap", "Job", "PodDisruptionBudget", "Service", "StatefulSet",
+        "ConfigMap", "Job", "NetworkPolicy", "PodDisruptionBudget", "Service", "StatefulSet",
     ]  # fmt: skip
 
 
@@ -115,6 +132,10 @@ def test_service_monitor_is_well_formed_and_selects_the_metrics_service(
     assert selected["spec"]["publishNotReadyAddresses"] is True
     port_names = {p["name"] for p in selected["spec"]["ports"]}
     assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "internal"  # /metrics lives on the internal listener ...
+    credentials = endpoint["authorization"]["credentials"]  # ... which needs the token
+    assert credentials == {"name": "omnistream-internal-tokens", "key": "prometheus"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(
             {**monitor, "spec": {**monitor["spec"], "endpoint": []}}, SERVICE_MONITOR_SCHEMA
@@ -133,7 +154,11 @@ def test_statefulset_probes_volume_and_shutdown(docs: dict[tuple[str, str], Any]
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert str(ports["web"]) == config["OMNISTREAM_WEB_PORT"]
+    assert str(ports["internal"]) == config["OMNISTREAM_WEB_PORT"]
+    assert str(ports["public"]) == config["OMNISTREAM_PUBLIC_PORT"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        # a probe cannot send the token: the public listener answers it (verdict only)
+        assert container[probe]["httpGet"]["port"] == "public", probe
     assert pod["terminationGracePeriodSeconds"] >= 60
     assert pod["securityContext"]["runAsNonRoot"] is True
     (claim,) = sts["spec"]["volumeClaimTemplates"]
@@ -171,6 +196,7 @@ def test_secrets_are_referenced_not_shipped(docs: dict[tuple[str, str], Any]) ->
         "OMNISTREAM_KAFKA_USERNAME": "omnistream-kafka",
         "OMNISTREAM_KAFKA_PASSWORD": "omnistream-kafka",
         "OMNISTREAM_REDIS_URL": "omnistream-redis",
+        "OMNISTREAM_INTERNAL_TOKENS": "omnistream-internal-tokens",
     }
     secret_volumes = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
     assert secret_volumes == {"omnistream-kafka-tls"}
@@ -189,10 +215,36 @@ def test_config_is_understood_by_omnistream(
     monkeypatch.setenv("OMNISTREAM_KAFKA_PASSWORD", "from-secret")
     settings = Settings()
     assert settings.store == "rocksdb://" and settings.replication_factor == 3
+    assert (settings.web_port, settings.public_port, settings.metrics_open) == (6066, 6067, False)
     security = KafkaSecurity()
     assert security.security_protocol == "SASL_SSL"
     assert security.sasl_mechanism == "SCRAM-SHA-512"
     assert security.cafile == Path("/etc/omnistream/kafka-tls/ca.crt")  # from the TLS Secret
+
+
+def test_each_listener_has_its_own_service_and_the_internal_one_is_fenced(
+    docs: dict[tuple[str, str], Any],
+) -> None:
+    (container,) = worker(docs)["spec"]["template"]["spec"]["containers"]
+    container_ports = {p["name"] for p in container["ports"]}
+    assert container_ports == {"public", "internal"}
+    services = {name: d for (kind, name), d in docs.items() if kind == "Service"}
+    targets = {name: {p["targetPort"] for p in s["spec"]["ports"]} for name, s in services.items()}
+    assert targets == {"omnistream-public": {"public"}, "omnistream": {"internal"}}
+
+    (policy,) = [d for (kind, _), d in docs.items() if kind == "NetworkPolicy"]
+    labels = worker(docs)["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    rules = {p["port"]: rule for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert set(rules) == container_ports
+    assert "from" not in rules["public"]  # providers come from anywhere
+    peers = rules["internal"]["from"]
+    assert peers and all(peer["podSelector"]["matchLabels"] for peer in peers)  # labels only
+    assert not any("ipBlock" in peer for peer in peers)
+    selected = [peer["podSelector"]["matchLabels"] for peer in peers]
+    assert any(s.items() <= labels.items() for s in selected), "workers must reach each other"
+    assert {"app.kubernetes.io/name": "prometheus"} in selected
 
 
 def test_journeys_config_map_loads(docs: dict[tuple[str, str], Any], tmp_path: Path) -> None:

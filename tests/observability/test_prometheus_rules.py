@@ -28,8 +28,17 @@ def test_promtool_check_rules(promtool: str) -> None:
     assert f"SUCCESS: {len(rules())} rules found" in result.stdout
 
 
-def test_promtool_check_config(promtool: str) -> None:
-    result = run(promtool, "check", "config", str(PROM / "prometheus.yml"))
+def test_promtool_check_config(promtool: str, tmp_path: Path) -> None:
+    """promtool checks that the scrape token's file exists: give it one, in a copy."""
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(PROM / name, tmp_path / name)
+    job = yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"][0]
+    token_file = tmp_path / job["authorization"]["credentials_file"]
+    result = run(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
+    assert result.returncode != 0 and "credentials" in result.stdout + result.stderr
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("t" * 32 + "\n")
+    result = run(promtool, "check", "config", str(tmp_path / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -79,3 +88,5 @@ def test_scrape_config_loads_the_rules_and_scrapes_metrics() -> None:
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "omnistream"  # alerts and the dashboard filter on it
     assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer"  # the internal listener wants a token
+    assert not Path(job["authorization"]["credentials_file"]).is_absolute()  # next to the file
