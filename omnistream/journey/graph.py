@@ -35,7 +35,8 @@ def _quote(text: str) -> str:
 
 def _node(step: AnyStep) -> str:
     if isinstance(step, SendStep):
-        label = f"{step.id}: send {' → '.join(step.channels)} ({step.category})"
+        joiner = " + " if step.together else " → "
+        label = f"{step.id}: send {joiner.join(step.channels)} ({step.category})"
         if step.together:
             label += ", together as one touch"
         fallback = step.engagement_fallback
