@@ -20,6 +20,12 @@ from typing import Any, Final
 
 from omnistream.domain.events import Event
 from omnistream.domain.profile import Profile
+from omnistream.journey.targeting import (
+    TARGETING_FUNCTIONS,
+    Targeting,
+    current_targeting,
+    keyword_problem,
+)
 
 __all__ = [
     "MAX_NODES",
@@ -28,6 +34,7 @@ __all__ = [
     "Expr",
     "ExprError",
     "HintedError",
+    "Targeting",
     "compile_expr",
     "suggest",
 ]
@@ -102,10 +109,10 @@ def _pluck(items: Any, key: Any) -> list[Any]:
 
 
 def _safe(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args)
-        except (TypeError, ValueError, AttributeError):
+            return fn(*args, **kwargs)
+        except (TypeError, ValueError, AttributeError, ArithmeticError):
             return None
 
     return call
@@ -125,6 +132,9 @@ _FUNCTIONS: Final[dict[str, tuple[int, bool, Callable[..., Any]]]] = {
     "days_since": (1, True, lambda ctx, v: _since(ctx, v, 86400.0)),
     "hours_since": (1, True, lambda ctx, v: _since(ctx, v, 3600.0)),
 }
+
+
+_ALL_FUNCTIONS: Final = (*_FUNCTIONS, *TARGETING_FUNCTIONS, "in_segment")
 
 
 def _compare(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -293,9 +303,13 @@ class _Compiler:
         if not isinstance(node.func, ast.Name):
             raise ExprError("only the built-in functions can be called")
         name = node.func.id
+        if name in TARGETING_FUNCTIONS:
+            return self._targeting_call(node, name)
+        if name == "in_segment":
+            return self._segment_call(node)
         spec = _FUNCTIONS.get(name)
         if spec is None:
-            raise ExprError(f"unknown function {name!r}", suggest(name, _FUNCTIONS))
+            raise ExprError(f"unknown function {name!r}", suggest(name, _ALL_FUNCTIONS))
         arity, needs_ctx, impl = spec
         if node.keywords or len(node.args) != arity:
             raise ExprError(f"{name}() takes {arity} positional argument(s)")
@@ -303,6 +317,69 @@ class _Compiler:
         if needs_ctx:
             return lambda ctx: impl(ctx, *(a(ctx) for a in args))
         return lambda ctx: impl(*(a(ctx) for a in args))
+
+    def _targeting_call(self, node: ast.Call, name: str) -> Fn:
+        """A targeting function: positional arguments within its range, its own keywords
+        (constants checked now), and the ``Targeting`` in scope captured for evaluation."""
+        low, high, allowed, impl = TARGETING_FUNCTIONS[name]
+        if not low <= len(node.args) <= high:
+            count = str(low) if low == high else f"{low} to {high}"
+            raise ExprError(f"{name}() takes {count} positional argument(s)")
+        keywords: dict[str, Fn] = {}
+        for keyword in node.keywords:
+            if keyword.arg is None or keyword.arg not in allowed:
+                given = "**" if keyword.arg is None else keyword.arg
+                hint = suggest(given, allowed) or _expected(allowed)
+                raise ExprError(f"{name}() has no argument {given!r}", hint)
+            _check_constant(name, keyword.arg, keyword.value)
+            keywords[keyword.arg] = self.compile(keyword.value)
+        args = [self.compile(a) for a in node.args]
+        targeting = current_targeting()
+        call = _safe(impl)
+
+        def evaluate(ctx: Mapping[str, Any]) -> Any:
+            values = {k: fn(ctx) for k, fn in keywords.items()}
+            return call(ctx, targeting, *(a(ctx) for a in args), **values)
+
+        return evaluate
+
+    def _segment_call(self, node: ast.Call) -> Fn:
+        """``in_segment("name")``: the segment's condition, resolved now (segments file)."""
+        if (
+            len(node.args) != 1
+            or node.keywords
+            or not isinstance(node.args[0], ast.Constant)
+            or not isinstance(node.args[0].value, str)
+        ):
+            raise ExprError('in_segment() takes one segment name, e.g. in_segment("lapsed")')
+        name = node.args[0].value
+        segments = current_targeting().segments
+        condition = segments.get(name)
+        if condition is None:
+            known = ", ".join(sorted(segments)) or "none defined"
+            hint = suggest(name, segments) or f"segments: {known} (journeys/segments.yaml)"
+            raise ExprError(f"unknown segment {name!r}", hint)
+        return lambda ctx: bool(condition(ctx))
+
+
+def _expected(allowed: frozenset[str]) -> str:
+    return f"expected one of: {', '.join(sorted(allowed))}" if allowed else "it takes none"
+
+
+def _check_constant(function: str, keyword: str, value: ast.expr) -> None:
+    """Refuse a constant keyword value that can never work (``weekday="friday"``)."""
+    if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+        inner = value.operand
+        if isinstance(inner, ast.Constant) and isinstance(inner.value, int | float):
+            problem = keyword_problem(function, keyword, -inner.value)
+        else:
+            return
+    elif isinstance(value, ast.Constant):
+        problem = keyword_problem(function, keyword, value.value)
+    else:
+        return
+    if problem is not None:
+        raise ExprError(f"{function}({keyword}=...): {problem[0]}", problem[1])
 
 
 class Expr:
