@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1)
     journeys_dir: Path = Field(default=Path("journeys"))
-    channels: tuple[str, ...] = CHANNELS
+    channels: Annotated[tuple[str, ...], NoDecode] = CHANNELS
     web_host: str = Field(
         default="127.0.0.1",
         description="Bind address of the internal listener (Faust's web server: /metrics, "
@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         "embedded dev/test stack turns it off.",
     )
 
+    journey_events: bool = Field(
+        default=True,
+        description="Produce omni.journey-events (entries, steps, sends, outcomes, goals, exits; "
+        "docs/journey-events.md) and keep the journey stats from it; false turns both off.",
+    )
+
     @field_validator("channels", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
@@ -188,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def dlq_topic(self) -> str:
         return self.topic("dlq")
+
+    @property
+    def journey_events_topic(self) -> str:
+        return self.topic("journey-events")
 
     def send_topic(self, channel: str) -> str:
         return self.topic(f"send.{channel}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from omnistream.cli import cli, ensure_data_dir
+from omnistream.config import Settings
 
 
 def test_data_dir_is_created_with_its_parents(tmp_path: Path) -> None:
@@ -27,3 +30,15 @@ def test_an_impossible_data_dir_is_one_clear_line_not_a_traceback(tmp_path: Path
     assert "cannot create the data directory" in result.output
     assert "OMNISTREAM_DATA_DIR" in result.output
     assert "Traceback" not in result.output
+
+
+def test_channels_from_the_environment_are_a_comma_separated_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the README writes it: OMNISTREAM_CHANNELS=email,sms (pydantic-settings parsed it as JSON
+    and refused to start)."""
+    monkeypatch.setenv("OMNISTREAM_CHANNELS", "email, sms")
+    assert Settings().channels == ("email", "sms")
+    monkeypatch.setenv("OMNISTREAM_CHANNELS", "email,carrier_pigeon")
+    with pytest.raises(ValidationError, match="carrier_pigeon"):
+        Settings()
