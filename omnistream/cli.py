@@ -13,6 +13,7 @@ from omnistream import __version__
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.domain.events import event_json_schema
+from omnistream.domain.journey_events import journey_event_json_schema
 from omnistream.policies.caps import CapsPolicyError, load_caps_policy
 from omnistream.providers.errors import ProviderConfigError
 from omnistream.runtime.reload import StartRefused, starting_catalog
@@ -153,6 +154,12 @@ def schema() -> None:
 def schema_events() -> None:
     """The event envelope."""
     click.echo(json.dumps(event_json_schema(), indent=2, sort_keys=True))
+
+
+@schema.command("journey-events")
+def schema_journey_events() -> None:
+    """One omni.journey-events record (docs/journey-events.md)."""
+    click.echo(json.dumps(journey_event_json_schema(), indent=2, sort_keys=True))
 
 
 @schema.command("journeys")

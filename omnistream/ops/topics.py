@@ -36,6 +36,8 @@ __all__ = [
 
 TABLES = ("customers", "aliases")
 """The Faust tables of ``runtime/app.py``; each has a ``<app_id>-<table>-changelog`` topic."""
+STATS_TABLES = ("journey-stats",)
+"""Tables that exist only when ``OMNISTREAM_JOURNEY_EVENTS`` is on (the journey stats)."""
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -69,6 +71,9 @@ class TopicPolicy:
     customer_events_retention_ms: int = 7 * DAY_MS
     send_retention_ms: int = 3 * DAY_MS
     dlq_retention_ms: int = 30 * DAY_MS
+    journey_events_retention_ms: int = 7 * DAY_MS
+    """Long enough for a warehouse sink to catch up after an outage; the stats live in their
+    own table, so they do not need the records kept."""
     min_insync_replicas: int | None = None
     """``None``: a majority of the replicas, at most RF - 1 (so one broker may be down)."""
 
@@ -162,10 +167,19 @@ def desired_topics(settings: Settings, policy: TopicPolicy | None = None) -> lis
         spec(settings.send_topic(ch), "send", policy.send_retention_ms) for ch in settings.channels
     ]
     specs.append(spec(settings.dlq_topic, "dlq", policy.dlq_retention_ms))
+    if settings.journey_events:
+        specs.append(
+            spec(
+                settings.journey_events_topic,
+                "journey-events",
+                policy.journey_events_retention_ms,
+                stateful=True,  # the stats table keys name its partitions
+            )
+        )
     # Compacted, no retention: the changelogs are the source of truth of every table row.
     specs += [
         spec(changelog_topic(settings, table), "changelog", None, stateful=True, compact=True)
-        for table in TABLES
+        for table in TABLES + (STATS_TABLES if settings.journey_events else ())
     ]
     specs.append(spec(leader_topic(settings), "faust-leader", None, stateful=True, partitions=1))
     return specs

@@ -18,6 +18,8 @@ from omnistream.config import Settings
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime import dlq, transport, undecodable
+from omnistream.runtime.journey_events import install as install_journey_events
+from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timers import TimerIndex
 from omnistream.runtime.wiring import ChannelAdapters, build_channel_adapters
@@ -36,6 +38,8 @@ class Topics:
     """What the customer agent reads: ``customer_events`` and the source topics (ingest)."""
     dlq: Any
     sends: dict[str, Any] = field(default_factory=dict)
+    journey_events: Any = None
+    """``omni.journey-events``; ``None`` when ``OMNISTREAM_JOURNEY_EVENTS=false``."""
 
 
 ROCKSDB_OPTIONS: Final = {
@@ -67,6 +71,8 @@ class Runtime:
     channels: ChannelAdapters
     """Providers, Redis stores, dispatcher and receipt handler (``runtime/wiring.py``)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
+    journey_stats: Any = None
+    """Faust global table of journey stats buckets (``runtime/journey_events.py``)."""
 
 
 def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:
@@ -146,6 +152,11 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
         sends={
             ch: _raw_topic(app, settings.send_topic(ch), internal=True) for ch in settings.channels
         },
+        journey_events=(
+            _raw_topic(app, settings.journey_events_topic, internal=True)
+            if settings.journey_events
+            else None
+        ),
     )
     customers_table, aliases_table = (
         app.Table(
@@ -183,10 +194,13 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
         owned=owned,
         channels=channels,
     )
+    if settings.journey_events:
+        runtime.journey_stats = stats_table(app, settings, ROCKSDB_OPTIONS)
 
     dlq.install(runtime)  # created at the first assignment, before the worker is ready
     undecodable.install(runtime)  # skipped batches are dead-lettered on the app's loop
     customers.install(runtime)
+    install_journey_events(runtime)
     senders.install(runtime)
     timers.install(runtime)
     reload.install(runtime)

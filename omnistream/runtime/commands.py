@@ -10,9 +10,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer, Send
+from omnistream.domain.journey_events import Cause
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
 from omnistream.runtime.delivery import Pending
+from omnistream.runtime.journey_events import publish as publish_journey_events
 
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
@@ -55,9 +57,11 @@ async def _route_send(runtime: Runtime, send: Send) -> Pending:
     return [delivery]
 
 
-async def execute(runtime: Runtime, commands: list[Command]) -> Pending:
-    """Carry out the engine's commands; returns the deliveries of the records it produced."""
-    pending: Pending = []
+async def execute(runtime: Runtime, commands: list[Command], cause: Cause | None = None) -> Pending:
+    """Carry out the engine's commands; returns the deliveries of the records it produced.
+
+    With ``cause`` (the input and its row before and after), the journey events too."""
+    pending: Pending = await publish_journey_events(runtime, commands, cause)
     for command in commands:
         if isinstance(command, Send):
             pending += await _route_send(runtime, command)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
+from omnistream.domain.journey_events import Cause
 from omnistream.domain.state import CustomerState
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.journey.engine import step
@@ -61,7 +62,8 @@ async def on_event(
     state = batch.row(key) or CustomerState(key=key.decode())
     M.customer_inputs.labels(input_kind(event)).inc()
     try:
-        new_state, commands = step(runtime.catalog, state, event, utcnow())
+        now = utcnow()
+        new_state, commands = step(runtime.catalog, state, event, now)
         if new_state is state:  # the engine hands back the same row only for a repeated id
             M.events_duplicate.inc()
             return
@@ -71,7 +73,7 @@ async def on_event(
         M.engine_errors.labels(type(exc).__name__).inc()
         await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
         return
-    pending = await execute(runtime, commands)
+    pending = await execute(runtime, commands, Cause(key.decode(), now, event, state, new_state))
     pending += await identity.publish(runtime, claims, releases)
     batch.produced(pending)
     batch.put(key, new_state)

@@ -50,11 +50,16 @@ def test_empty_cluster_creates_every_topic_with_production_configs() -> None:
         s.customer_events_topic,
         s.dlq_topic,
         *(s.send_topic(ch) for ch in s.channels),
+        s.journey_events_topic,
         "prod-customers-changelog",
         "prod-aliases-changelog",
+        "prod-journey-stats-changelog",
         "prod-__assignor-__leader",
     }
     assert set(specs) == expected
+    assert specs[s.journey_events_topic].stateful  # stats keys name their partition
+    without = {spec.name for spec in desired_topics(settings(journey_events=False))}
+    assert without == expected - {s.journey_events_topic, "prod-journey-stats-changelog"}
     for table in ("customers", "aliases"):
         changelog = specs[f"prod-{table}-changelog"]
         assert changelog.configs["cleanup.policy"] == "compact"
@@ -169,12 +174,13 @@ def test_plan_covers_every_topic_the_runtime_declares() -> None:
         runtime.topics.customer_events.get_topic_name(),
         runtime.topics.dlq.get_topic_name(),
         *(t.get_topic_name() for t in runtime.topics.sends.values()),
+        runtime.topics.journey_events.get_topic_name(),
         *changelogs,
         LeaderAssignor(app)._leader_topic_name,
     }
     specs = {t.name: t for t in desired_topics(s)}
     assert declared == set(specs)
-    assert len(changelogs) == 2
+    assert len(changelogs) == 3  # customers, aliases, journey-stats
     for table in app.tables.values():
         assert table.partitions == specs[table.changelog_topic.get_topic_name()].partitions
     assert isinstance(app, faust.App)

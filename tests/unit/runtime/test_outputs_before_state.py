@@ -55,7 +55,10 @@ def fake_runtime(tmp_path: Path) -> Any:
         aliases={},
         timers=TimerIndex(),
         topics=SimpleNamespace(
-            sends={"email": FakeTopic()}, customer_events=FakeTopic(), dlq=FakeTopic()
+            sends={"email": FakeTopic()},
+            customer_events=FakeTopic(),
+            dlq=FakeTopic(),
+            journey_events=None,
         ),
     )
 
