@@ -27,13 +27,14 @@ warehouse count exactly).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from pydantic import ValidationError
 
+from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.domain.commands import Command
 from omnistream.domain.journey_events import Cause, JourneyEvent, journey_events
@@ -56,7 +57,18 @@ from omnistream.runtime.delivery import Pending
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["STATS_TABLE", "install", "journey_stats", "publish", "stats_buckets", "stats_table"]
+__all__ = [
+    "STATS_TABLE",
+    "StatsOff",
+    "UnknownWindow",
+    "install",
+    "journey_stats",
+    "journeys_overview",
+    "prune",
+    "publish",
+    "stats_buckets",
+    "stats_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +76,17 @@ STATS_TABLE: Final = "journey-stats"
 BATCH_RECORDS: Final = 500
 BATCH_SECONDS: Final = 0.5
 SEP: Final = "\x1f"
+KEEP_HOURS: Final = 31 * 24
+"""Hour buckets are kept 31 days (the longest window is 30 days), then deleted."""
+
+
+class UnknownWindow(ValueError):
+    """A window name the stats do not keep (HTTP 400)."""
+
+
+class StatsOff(LookupError):
+    """The stream, and so the stats, are turned off (HTTP 404)."""
+
 
 _lookups: dict[int, tuple[Catalog, CatalogLookup]] = {}
 
@@ -136,15 +159,99 @@ def _apply(table: Any, deltas: dict[bytes, tuple[Cells, Any]]) -> None:
 
 
 def install(runtime: Runtime) -> None:
-    """The stats agent (only when the stream is on)."""
+    """The stats routes, and the stats agent when the stream is on."""
+    _install_routes(runtime)
     topic, table = runtime.topics.journey_events, runtime.journey_stats
     if topic is None or table is None:
         return
+
+    pruned: dict[int, int] = {}
 
     @runtime.app.agent(topic, name="journey-stats", concurrency=1)
     async def journey_stats_agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
             _apply(table, _deltas(events))  # acked by take_events once this body returns
+            prune(table, events, utcnow(), pruned)
+
+
+def prune(table: Any, events: Sequence[Any], now: datetime, pruned: dict[int, int]) -> int:
+    """Delete hour buckets older than ``KEEP_HOURS`` of the batch's partitions, once an hour per
+    partition (``pruned``: partition -> hour of its last pass). Returns the keys deleted."""
+    hour = int(bucket_of(now)[1:])
+    due = {e.message.partition: e for e in events if pruned.get(e.message.partition) != hour}
+    deleted = 0
+    for partition, source in due.items():
+        pruned[partition] = hour
+        suffix = f"{SEP}{partition}".encode()
+        old = [
+            key
+            for key, _ in _items(table, b"")
+            if key.endswith(suffix) and _hour_of(key) < hour - KEEP_HOURS
+        ]
+        with in_event_context(source):  # a deletion goes to the partition's changelog
+            for key in old:
+                del table[key]
+        deleted += len(old)
+    return deleted
+
+
+def _hour_of(key: bytes) -> int:
+    """The hour of an ``h<hour>`` bucket key; ``all`` buckets are never old."""
+    bucket = key.split(SEP.encode())[1]
+    return int(bucket[1:]) if bucket.startswith(b"h") else 1 << 62
+
+
+def _install_routes(runtime: Runtime) -> None:
+    """``GET /journeys/stats`` and ``GET /journeys/{journey_id}/stats?window=day`` on the
+    internal listener (bearer token, ``runtime/web_auth.py``). Any worker answers alone: the
+    table is global, so no table routing."""
+    app = runtime.app
+
+    @app.page("/journeys/stats")
+    async def all_stats(web: Any, request: Any) -> Any:
+        return _answer(web, lambda: journeys_overview(runtime, utcnow(), _window(request)))
+
+    @app.page("/journeys/{journey_id}/stats")
+    async def one_journey(web: Any, request: Any, journey_id: str) -> Any:
+        if journey_id not in runtime.catalog.journeys:
+            return web.json({"error": f"unknown journey {journey_id!r}"}, status=404)
+        return _answer(web, lambda: journey_stats(runtime, journey_id, utcnow(), _window(request)))
+
+
+def _window(request: Any) -> str:
+    return str(request.query.get("window", "day"))
+
+
+def _answer(web: Any, figures: Callable[[], dict[str, Any]]) -> Any:
+    try:
+        return web.json(figures())
+    except UnknownWindow as exc:
+        return web.json({"error": str(exc)}, status=400)
+    except StatsOff as exc:
+        return web.json({"error": str(exc)}, status=404)
+
+
+def journeys_overview(runtime: Runtime, now: datetime, window: str = "day") -> dict[str, Any]:
+    """Headline figures of every loaded journey (what a journeys list shows)."""
+    out = []
+    for journey_id in sorted(runtime.catalog.journeys):
+        figures = journey_stats(runtime, journey_id, now, window)
+        kinds, control = figures["by_kind"], figures["control"]
+        out.append(
+            {
+                "journey_id": journey_id,
+                "version": figures["version"],
+                "entered": kinds.get("entered", 0),
+                "goals": kinds.get("goal", 0),
+                "exited": kinds.get("exited", 0),
+                "sends": kinds.get("send", 0),
+                "conversion": control["treatment"]["rate"],
+                "uplift": control["uplift"],
+                "cost": figures["cost"]["total"],
+                "currency": figures["cost"]["currency"],
+            }
+        )
+    return {"window": window, "at": now.isoformat(), "journeys": out}
 
 
 def stats_buckets(table: Any, journey_id: str) -> dict[str, Cells]:
@@ -169,11 +276,13 @@ def journey_stats(
     """One journey's figures for a window (``WINDOWS`` names or ``version``: since the
     journey's current version), as a JSON-able dict for an API or a console."""
     if window not in WINDOWS and window != "version":
-        raise ValueError(f"unknown window {window!r}; one of {', '.join([*WINDOWS, 'version'])}")
+        raise UnknownWindow(f"unknown window {window!r}; one of {', '.join([*WINDOWS, 'version'])}")
     table = runtime.journey_stats
+    if table is None:
+        raise StatsOff("journey stats are off (OMNISTREAM_JOURNEY_EVENTS=false)")
     journey = runtime.catalog.journeys.get(journey_id)
     version = journey.version if journey is not None else None
-    buckets = stats_buckets(table, journey_id) if table is not None else {}
+    buckets = stats_buckets(table, journey_id)
     cells = cells_in_window(buckets, now, window, version)
     policies = runtime.catalog.merged_policies.get(journey_id, runtime.catalog.policies)
     return {

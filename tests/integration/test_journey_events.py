@@ -1,9 +1,9 @@
 """A scripted run through a real worker: the journey event stream it produces, and the stats the
 worker keeps in its Faust table, must agree with an independent count of the stream.
 
-The stats are read from the table's changelog (what every worker's global table is built from),
-so the check needs no HTTP route; the counting helper here reads omni.journey-events and counts
-by hand, without omnistream's stats code.
+The stats are read from the table's changelog (what every worker's global table is built from)
+and from the worker's internal route; the counting helper here reads omni.journey-events and
+counts by hand, without omnistream's stats code.
 """
 
 from __future__ import annotations
@@ -223,4 +223,17 @@ def test_stats_equal_an_independent_count_of_the_stream(
         return same and got["cost"] == pytest.approx(expected["cost"])
 
     wait_until(stats_match, 60, lambda: f"stats {got} == counted {expected}")
+
+    # The internal route answers the same figures, with the token only.
+    status, body = worker.fetch("/journeys/promo/stats?window=day")
+    assert status == 200, body
+    assert from_table(orjson.loads(body)) == got
+    status, body = worker.fetch("/journeys/stats?window=30d")
+    assert status == 200, body
+    (headline,) = orjson.loads(body)["journeys"]
+    assert (headline["entered"], headline["goals"]) == (len(CUSTOMERS), len(BUYERS))
+    assert headline["currency"] == "USD"
+    assert worker.fetch("/journeys/promo/stats", token=False)[0] == 401
+    assert worker.fetch("/journeys/promo/stats?window=year")[0] == 400
+    assert worker.fetch("/journeys/nope/stats")[0] == 404
     assert worker.proc.poll() is None
