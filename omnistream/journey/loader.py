@@ -32,6 +32,8 @@ from pydantic import BaseModel, ValidationError
 from omnistream.journey.checks import check_graph
 from omnistream.journey.expr import HintedError
 from omnistream.journey.model import Catalog, Journey, Policies
+from omnistream.journey.segments import SEGMENTS_FILE, SegmentsError, parse_targeting, version_salt
+from omnistream.journey.targeting import Targeting, current_targeting, using_targeting
 
 __all__ = [
     "MAX_DEPTH",
@@ -294,7 +296,8 @@ def load_journey(path: Path) -> Journey:
     data, node = read_yaml(text, name)
     if not isinstance(data, dict):
         raise JourneyLoadError([JourneyError(name, 1, "a journey file must be a YAML mapping")])
-    version = hashlib.sha256(text.encode()).hexdigest()[:12]
+    salt = version_salt(text, current_targeting())  # segments/scores it uses (segments.py)
+    version = hashlib.sha256((text + salt).encode()).hexdigest()[:12]
     try:
         journey = Journey.model_validate({**data, "version": version})
     except ValidationError as exc:
@@ -332,10 +335,21 @@ def _guarded(path: Path, load: Callable[[Path], _T]) -> _T:
         raise JourneyLoadError([JourneyError(str(path), 1, "too deeply nested to load")]) from None
 
 
+def load_targeting(path: Path, default_timezone: str) -> Targeting:
+    """journeys/segments.yaml: named segments and score settings (``journey.segments``)."""
+    name = str(path)
+    data, node = read_yaml(read_text(path), name)
+    try:
+        return parse_targeting(data, node, default_timezone)
+    except SegmentsError as exc:
+        errors = [JourneyError(name, line, message, hint) for line, message, hint in exc.problems]
+        raise JourneyLoadError(errors) from None
+
+
 def journey_files(directory: Path) -> list[Path]:
     """The journey files of ``directory`` (``*.yaml``, ``*.yml``; not policies.yaml), sorted."""
     paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    return [path for path in paths if path.name != POLICIES_FILE]
+    return [path for path in paths if path.name not in (POLICIES_FILE, SEGMENTS_FILE)]
 
 
 def load_catalog(directory: Path) -> Catalog:
@@ -353,15 +367,25 @@ def load_catalog(directory: Path) -> Catalog:
     if len(paths) > MAX_FILES:
         message = f"more than {MAX_FILES} journey files in {directory}"
         raise JourneyLoadError([JourneyError(str(paths[MAX_FILES]), 1, message)])
-    for path in paths:
+    targeting = Targeting(default_timezone=policies.default_timezone)
+    segments_path = directory / SEGMENTS_FILE
+    if segments_path.exists():
         try:
-            journey = _guarded(path, load_journey)
+            targeting = _guarded(
+                segments_path, lambda path: load_targeting(path, policies.default_timezone)
+            )
         except JourneyLoadError as exc:
             errors.extend(exc.errors)
-            continue
-        if journey.id in journeys:
-            errors.append(JourneyError(str(path), 1, f"duplicate journey id {journey.id!r}"))
-        journeys[journey.id] = journey
+    with using_targeting(targeting):  # conditions capture segments and score settings
+        for path in paths:
+            try:
+                journey = _guarded(path, load_journey)
+            except JourneyLoadError as exc:
+                errors.extend(exc.errors)
+                continue
+            if journey.id in journeys:
+                errors.append(JourneyError(str(path), 1, f"duplicate journey id {journey.id!r}"))
+            journeys[journey.id] = journey
     if errors:
         raise JourneyLoadError(errors)
     return Catalog(journeys, policies)
