@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from omnistream import __version__
 from omnistream.channels.settings import ChannelSettings
+from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.domain.events import event_json_schema
 from omnistream.domain.journey_events import journey_event_json_schema
+from omnistream.domain.purchase_fit import History, fit, history_of
 from omnistream.policies.caps import CapsPolicyError, load_caps_policy
 from omnistream.providers.errors import ProviderConfigError
 from omnistream.runtime.reload import StartRefused, starting_catalog
@@ -143,6 +146,70 @@ def customers_forget(customer_id: str, request_id: str | None) -> None:
 
     event_id = asyncio.run(produce_forget(Settings(), customer_id, request_id))
     click.echo(f"forget request {event_id} queued for {customer_id}", err=True)
+
+
+@cli.group()
+def purchases() -> None:
+    """The purchase-probability model (BG/NBD) behind p_alive() and expected_orders()."""
+
+
+@purchases.command("fit")
+@click.argument("profiles", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as-of", default=None, help="ISO time the export was taken (default: now).")
+def purchases_fit(profiles: Path, as_of: str | None) -> None:
+    """Fit r, alpha, a, b on exported profiles (JSON lines: a profile or a row with one).
+
+    Prints the ``scores.purchase_model`` block for journeys/segments.yaml; unusable lines are
+    reported as file:line on stderr and skipped.
+    """
+    when = utcnow() if as_of is None else _aware(as_of)
+    histories, skipped = [], 0
+    with profiles.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            history = _history_line(line, when)
+            if isinstance(history, str):
+                skipped += 1
+                click.echo(f"{profiles}:{number}: {history}", err=True)
+            elif history is not None:
+                histories.append(history)
+    if not histories:
+        raise click.ClickException(f"{profiles}: no customer with an order to fit on")
+    result = fit(histories)
+    m = result.model
+    click.echo(
+        f"# {result.customers} customers, {skipped} lines skipped, as of "
+        f"{when.isoformat()}; log-likelihood {result.log_likelihood:.3f}"
+    )
+    click.echo("scores:")
+    click.echo(
+        f"  purchase_model: {{r: {m.r:.6g}, alpha: {m.alpha:.6g}, a: {m.a:.6g}, b: {m.b:.6g}}}"
+    )
+
+
+def _aware(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        message = f"{text!r}: an ISO time with a zone, e.g. 2026-06-01T00:00:00+00:00"
+        raise click.BadParameter(message, param_hint="--as-of")
+    return when
+
+
+def _history_line(line: str, as_of: datetime) -> History | str | None:
+    """One export line as a BG/NBD history, an error message, or None (no orders)."""
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg} at column {exc.colno})"
+    if isinstance(data, dict) and isinstance(data.get("profile"), dict):
+        data = data["profile"]
+    if not isinstance(data, dict):
+        return "expected a JSON object (a profile, or a row with 'profile')"
+    return history_of(data, as_of)
 
 
 @cli.group()
