@@ -122,7 +122,13 @@ def test_unknown_segment_in_a_journey_is_a_file_error(tmp_path: Path) -> None:
 def test_versions_follow_the_segments_a_journey_uses(tmp_path: Path) -> None:
     """Editing segments.yaml changes the version of journeys using segments (hot reload sees a
     new set); a journey using neither segments nor scores keeps its version."""
-    write(tmp_path, SEGMENTS, seg="in_segment('lapsed')", plain="profile.orders.count > 0", score="p_alive() > 0.5")
+    write(
+        tmp_path,
+        SEGMENTS,
+        seg="in_segment('lapsed')",
+        plain="profile.orders.count > 0",
+        score="p_alive() > 0.5",
+    )
     before = {j.id: j.version for j in load_catalog(tmp_path).journeys.values()}
     write(tmp_path, SEGMENTS.replace("[10, 20, 30, 40]", "[5, 20, 30, 40]"))
     after = {j.id: j.version for j in load_catalog(tmp_path).journeys.values()}
