@@ -177,17 +177,19 @@ def add_order(orders: Orders, ref: OrderRef, zone: tzinfo = UTC) -> Orders:
     same = ref.currency is None or ref.currency == currency
     latest = orders.last_order_at is None or ref.placed_at >= orders.last_order_at
     recent = sorted([*orders.recent, ref], key=lambda r: (r.placed_at, r.order_id))
-    after = Orders(
+    last_order_at = ref.placed_at if latest else orders.last_order_at
+    total = orders.count + orders.other_currency_count + 1
+    return Orders(
         count=orders.count + (1 if same else 0),
         revenue=orders.revenue + (ref.total if same else 0),
         currency=currency,
         other_currency_count=orders.other_currency_count + (0 if same else 1),
-        last_order_at=ref.placed_at if latest else orders.last_order_at,
+        last_order_at=last_order_at,
         last_order_id=ref.order_id if latest else orders.last_order_id,
         last_order_total=ref.total if latest else orders.last_order_total,
         recent=recent[-MAX_RECENT_ORDERS:],
+        **order_traits(orders, ref, zone, total, last_order_at),
     )
-    return after.model_copy(update=order_traits(orders, after, ref, zone))
 
 
 def _store(profile: Profile, event: Event, issues: list[str]) -> Update:

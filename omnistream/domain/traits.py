@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,8 +91,11 @@ def _histograms(refs: list[OrderRef], zone: tzinfo) -> tuple[dict[str, int], dic
     return weekdays, hours
 
 
-def order_traits(before: Orders, after: Orders, ref: OrderRef, zone: tzinfo) -> dict[str, object]:
-    """The computed fields of ``after`` (aggregates already including ``ref``).
+def order_traits(
+    before: Orders, ref: OrderRef, zone: tzinfo, total: int, last_order_at: datetime | None
+) -> dict[str, Any]:
+    """The computed fields of the orders after ``ref``: ``total`` orders in every currency and
+    the latest order time, both including ``ref``.
 
     Rows written before these fields existed have empty histograms and no first order time:
     the first new order fills them from the recent orders the row holds (exact for customers
@@ -108,12 +111,11 @@ def order_traits(before: Orders, after: Orders, ref: OrderRef, zone: tzinfo) -> 
     if before.recent:
         known.append(before.recent[0].placed_at)
     first = min(known)
-    total = after.count + after.other_currency_count
     interval: float | None = None
     expected: datetime | None = None
-    if total >= 2 and after.last_order_at is not None:
-        interval = (after.last_order_at - first).total_seconds() / 86400 / (total - 1)
-        expected = after.last_order_at + timedelta(days=interval)
+    if total >= 2 and last_order_at is not None:
+        interval = (last_order_at - first).total_seconds() / 86400 / (total - 1)
+        expected = last_order_at + timedelta(days=interval)
     return {
         "first_order_at": first,
         "weekday_counts": weekdays,
