@@ -33,6 +33,13 @@ from omnistream.journey.loader import (
     load_catalog,
 )
 from omnistream.journey.model import Catalog
+from omnistream.journey.segments import SEGMENTS_FILE
+from omnistream.journey.versions import (
+    VERSIONS_FILE,
+    VersionsError,
+    restore_versions,
+    save_versions,
+)
 from omnistream.observability.metrics import M
 
 if TYPE_CHECKING:
@@ -107,7 +114,11 @@ def save_last_good(directory: Path, data_dir: Path, catalog: Catalog) -> None:
     try:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        for path in [directory / POLICIES_FILE, *journey_files(directory)]:
+        for path in [
+            directory / POLICIES_FILE,
+            directory / SEGMENTS_FILE,
+            *journey_files(directory),
+        ]:
             if path.is_file():
                 shutil.copyfile(path, staging / path.name)
         if catalog_version(load_catalog(staging)) != catalog_version(catalog):
@@ -128,9 +139,28 @@ def starting_catalog(settings: Settings) -> Catalog:
     try:
         catalog = _load(directory)
     except JourneyLoadError as exc:
-        return _start_with_last_good(data_dir / LAST_GOOD_DIR, exc.errors)
-    save_last_good(directory, data_dir, catalog)
+        catalog = _start_with_last_good(data_dir / LAST_GOOD_DIR, exc.errors)
+    else:
+        save_last_good(directory, data_dir, catalog)
+    return _pinned_versions(catalog, data_dir)
+
+
+def _pinned_versions(catalog: Catalog, data_dir: Path) -> Catalog:
+    """``catalog`` plus the older versions instances may still run on, saved by the previous
+    run (``journey/versions.py``), and saves the result for the next start."""
+    try:
+        catalog = restore_versions(catalog, data_dir / VERSIONS_FILE)
+    except VersionsError as exc:
+        log.error("saved journey versions not restored, running the files alone: %s", exc)
+    _save_versions(catalog, data_dir)
     return catalog
+
+
+def _save_versions(catalog: Catalog, data_dir: Path) -> None:
+    try:
+        save_versions(catalog, data_dir / VERSIONS_FILE)
+    except OSError as exc:  # a read-only data dir costs only the pinning across a restart
+        log.warning("journey versions not saved in %s: %s", data_dir, exc)
 
 
 def _start_with_last_good(fallback: Path, errors: list[JourneyError]) -> Catalog:
@@ -166,6 +196,9 @@ def publish_version(catalog: Catalog) -> None:
     """Expose the running set's version on /metrics (worker_info) and its size by status."""
     M.worker_info.clear()
     M.worker_info.labels(__version__, catalog_version(catalog)).set(1)
+    M.journey_versions.clear()
+    for journey_id, version, state in catalog.version_rows():
+        M.journey_versions.labels(journey_id, version, state).set(1)
     for status in ("active", "paused", "draft"):
         count = sum(1 for j in catalog.journeys.values() if j.status == status)
         M.journeys_active.labels(status).set(count)
@@ -191,7 +224,9 @@ def reload(runtime: Runtime) -> str:
         M.journey_reloads.labels("unchanged").inc()
         return "unchanged"
     old = catalog_version(runtime.catalog)
+    catalog = catalog.carry_over(runtime.catalog)  # people in flight stay on their version
     runtime.catalog = catalog
+    _save_versions(catalog, runtime.settings.data_dir)
     publish_version(catalog)
     log.info("journeys reloaded: version %s -> %s", old, catalog_version(catalog))
     M.journey_reloads.labels("applied").inc()

@@ -152,3 +152,29 @@ def test_a_policies_only_edit_is_applied(tmp_path: Path) -> None:
     (settings.journeys_dir / "policies.yaml").write_text("default_timezone: America/New_York\n")
     assert reload(cast(Any, runtime)) == "applied"
     assert runtime.catalog.policies.default_timezone == "America/New_York"
+
+
+def test_versions_survive_a_reload_and_a_restart(tmp_path: Path) -> None:
+    """A customer who entered v1 keeps running on v1 after the file is edited (issue 18): hot
+    reload keeps the old version, and the next start restores it from the data directory."""
+    settings = settings_for(tmp_path)
+    path = settings.journeys_dir / "cart.yaml"
+    path.write_text(LEGACY)
+    runtime = FakeRuntime(settings, starting_catalog(settings))
+    first = runtime.catalog.journeys["cart"].version
+    path.write_text(LEGACY.replace("Cart", "Cart, edited"))
+    assert reload(cast(Any, runtime)) == "applied"
+    second = runtime.catalog.journeys["cart"].version
+    assert second != first
+    assert ("cart", first, "retained") in runtime.catalog.version_rows()
+    restarted = starting_catalog(settings)
+    assert ("cart", first, "retained") in restarted.version_rows()
+    assert restarted.journeys["cart"].version == second
+
+
+def test_segments_file_is_part_of_the_last_good_set(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    (settings.journeys_dir / "cart.yaml").write_text(LEGACY)
+    (settings.journeys_dir / "segments.yaml").write_text("segments: {}\n")
+    starting_catalog(settings)
+    assert (settings.data_dir / LAST_GOOD_DIR / "segments.yaml").exists()
