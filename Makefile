@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test test-unit lint format bench lock clean
+.PHONY: help install dev test test-unit lint format bench soak lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 
 bench: $(STAMP) ## Benchmarks: prints a table and writes bench-results.json (not run in CI)
 	$(BIN)/python -m benchmarks
+
+SOAK_ARGS ?=
+soak: $(STAMP) ## kill -9 soak: 2 workers, keyed traffic, seeded kills; ~3-5 min a run (not in CI)
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 lock: $(BIN)/python ## Re-resolve the pinned versions into constraints.txt (deliberately)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
