@@ -87,6 +87,9 @@ class Instance(BaseModel):
     running_version: str = ""
     """The journey version the instance runs on after an edit; empty while it is ``version``."""
     goal_reached: bool = False
+    item_key: str = ""
+    """Per-item journeys (``entry.instance_key``): the item this instance is for (a course id);
+    empty for ordinary journeys and rows written before the field existed."""
 
 
 class JourneyRecord(BaseModel):

@@ -28,8 +28,16 @@ from omnistream.domain.state import (
     Timer,
 )
 from omnistream.domain.vocabulary import SYSTEM_SOURCE, TIMER_FIRED
-from omnistream.journey.model import AnyStep, Catalog, Journey, SendStep, WaitForStep, WaitStep
-from omnistream.journey.runner import Tx, enter, exit_instance, run
+from omnistream.journey.model import (
+    AnyStep,
+    Catalog,
+    Journey,
+    SendStep,
+    WaitForStep,
+    WaitStep,
+    duration_of,
+)
+from omnistream.journey.runner import Tx, enter, exit_instance, item_key, run
 from omnistream.journey.sending import (
     DELIVERY_OUTCOMES,
     deliver,
@@ -213,6 +221,8 @@ def _listen(tx: Tx) -> None:
         if resolved is None:
             continue
         journey, step, instance = resolved
+        if not _same_item(tx, journey, instance):
+            continue
         ctx = tx.context(instance, tx.event_json)
         goal = journey.goal
         reached = (
@@ -252,6 +262,15 @@ def _listen(tx: Tx) -> None:
         run(tx, journey, instance, target)
 
 
+def _same_item(tx: Tx, journey: Journey, instance: Instance) -> bool:
+    """Does the event concern this instance's item? An event naming another item (a re-order
+    of course B) leaves course A's instance alone; an event naming none concerns every one."""
+    if not instance.item_key:
+        return True
+    key = item_key(tx, journey, tx.event_json)
+    return key is None or key == instance.item_key
+
+
 def _trigger(tx: Tx) -> None:
     """Enter immediate journeys, arm ``after`` triggers, keep date triggers in step."""
     catalog, kind = tx.catalog, tx.event.type
@@ -262,10 +281,12 @@ def _trigger(tx: Tx) -> None:
     for journey in catalog.delayed.get(kind, ()):
         trigger = journey.trigger
         assert trigger.after is not None  # catalog.delayed holds `after` triggers only
-        if trigger.when is None or trigger.when.test(_entry_ctx(tx)):
-            arm_after(
-                tx, journey, tx.event_json, tx.event.timestamp + trigger.after, trigger.repeat
-            )
+        if trigger.when is not None and not trigger.when.test(_entry_ctx(tx)):
+            continue
+        after = duration_of(trigger.after, _entry_ctx(tx))
+        if isinstance(after, str):
+            continue  # a computed delay this event cannot give: nothing to arm
+        arm_after(tx, journey, tx.event_json, tx.event.timestamp + after, trigger.repeat)
     if catalog.dated:
         sync_dates(tx)
 

@@ -9,6 +9,7 @@ from omnistream.journey.model import (
     BEST,
     AnyStep,
     BranchStep,
+    ComputedDuration,
     ExitStep,
     Journey,
     SendStep,
@@ -21,7 +22,9 @@ from omnistream.journey.model import (
 __all__ = ["mermaid"]
 
 
-def _duration(value: timedelta) -> str:
+def _duration(value: timedelta | ComputedDuration) -> str:
+    if isinstance(value, ComputedDuration):
+        return value.source
     seconds = int(value.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:

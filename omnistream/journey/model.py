@@ -8,8 +8,10 @@ surprise at 3 a.m. Graph checks (targets, reachability, loops) live in ``checks.
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,12 +21,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     PrivateAttr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from omnistream.domain.commands import Category
+from omnistream.journey.expr import Expr, compile_expr
 from omnistream.journey.types import (
     BEST,
     CHANNELS,
@@ -45,12 +51,14 @@ __all__ = [
     "CHANNELS",
     "BranchStep",
     "Catalog",
+    "ComputedDuration",
     "Condition",
     "Duration",
     "EngagementFallback",
     "Entry",
     "EventMatch",
     "ExitStep",
+    "FlexDuration",
     "Goal",
     "Journey",
     "Policies",
@@ -61,6 +69,7 @@ __all__ = [
     "UpdateProfileStep",
     "WaitForStep",
     "WaitStep",
+    "duration_of",
     "journey_json_schema",
     "parse_duration",
 ]
@@ -68,6 +77,98 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+MAX_DURATION: Final = timedelta(days=3660)
+"""Longest wait or delay, literal or computed (ten years)."""
+_COMPUTED = re.compile(r"^\s*(days|hours|minutes)\((.+)\)\s*$", re.DOTALL)
+_UNIT_SECONDS: Final = {"days": 86400, "hours": 3600, "minutes": 60}
+
+
+class ComputedDuration:
+    """A duration computed per customer: ``days(event.properties.course_days - 3)``.
+
+    The unit function wraps one expression (same compiler and limits as conditions) that must
+    give a number; a 60-day course then waits 57 days and a 30-day one 27, in one journey. The
+    value is checked when it is used (positive, at most ``MAX_DURATION``) because only the
+    event knows it: ``evaluate`` returns the reason instead of raising, so a bad order makes
+    the engine end that instance with ``bad_duration``, never the worker.
+    """
+
+    __slots__ = ("expr", "source", "unit")
+
+    def __init__(self, source: str, unit: str, expr: Expr) -> None:
+        self.source = source
+        self.unit = unit
+        self.expr = expr
+
+    def evaluate(self, ctx: Mapping[str, Any]) -> timedelta | str:
+        """The duration for this context, or why there is none."""
+        value = self.expr.value(ctx)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{self.source} gave {value!r}, not a number"
+        seconds = value * _UNIT_SECONDS[self.unit]
+        if not math.isfinite(seconds) or seconds <= 0:
+            return f"{self.source} gave {value!r}: the duration must be positive"
+        if seconds > MAX_DURATION.total_seconds():
+            return f"{self.source} gave {value!r}: durations are limited to ten years"
+        return timedelta(seconds=round(seconds))
+
+    def __repr__(self) -> str:
+        return f"ComputedDuration({self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ComputedDuration) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+
+def _flexible_duration(value: Any) -> timedelta | ComputedDuration:
+    """``27d`` (a constant) or ``days(EXPR)`` / ``hours(EXPR)`` / ``minutes(EXPR)``."""
+    if isinstance(value, ComputedDuration):
+        return value
+    match = _COMPUTED.match(value) if isinstance(value, str) else None
+    if match is not None:
+        return ComputedDuration(value.strip(), match.group(1), compile_expr(match.group(2)))
+    try:
+        parsed = parse_duration(value)
+    except ValueError:
+        raise ValueError(
+            f"expected a duration like '27d' or '1d12h', or a computed one like "
+            f"'days(event.properties.course_days - 3)', got {value!r}"
+        ) from None
+    if parsed <= timedelta(0):
+        raise ValueError("the duration must be positive")
+    if parsed > MAX_DURATION:
+        raise ValueError("durations are limited to ten years")
+    return parsed
+
+
+def _serialize_flexible(value: timedelta | ComputedDuration) -> str:
+    if isinstance(value, ComputedDuration):
+        return value.source
+    return f"{int(value.total_seconds())}s"
+
+
+FlexDuration = Annotated[
+    timedelta | ComputedDuration,
+    PlainValidator(_flexible_duration),
+    PlainSerializer(_serialize_flexible),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(-?(\d+[wdhms])+|\s*(days|hours|minutes)\(.+\)\s*)$",
+            "examples": ["27d", "days(event.properties.course_days - 3)"],
+        }
+    ),
+]
+"""A constant duration or a computed one (``ComputedDuration``)."""
+
+
+def duration_of(value: timedelta | ComputedDuration, ctx: Mapping[str, Any]) -> timedelta | str:
+    """The duration for ``ctx``: constants as they are, computed ones evaluated (or a reason)."""
+    return value.evaluate(ctx) if isinstance(value, ComputedDuration) else value
 
 
 class EventMatch(_Strict):
@@ -104,8 +205,10 @@ class Trigger(_Strict):
 
     event: EventType | None = None
     when: Condition | None = Field(default=None, description="Over event and profile.")
-    after: Duration | None = Field(
-        default=None, description="Enter this long after the (latest) matching event."
+    after: FlexDuration | None = Field(
+        default=None,
+        description="Enter this long after the (latest) matching event; 'days(EXPR)' computes "
+        "it from the event and profile.",
     )
     repeat: int = Field(default=0, ge=0, le=100, description="Enter again every `after`.")
     date: DateTrigger | None = None
@@ -125,6 +228,11 @@ class Entry(_Strict):
     reentry: Literal["always", "never", "cooldown"] = "always"
     cooldown: Duration | None = None
     max_instances: int = Field(default=1, ge=1, le=100)
+    instance_key: Condition | None = Field(
+        default=None,
+        description="Per-item instances: an expression over the triggering event naming the "
+        "item (course, cart, booking); one live instance per value, max_instances in all.",
+    )
     audience: Condition | None = None
     control_percent: float = Field(default=0.0, ge=0.0, le=100.0)
 
@@ -302,7 +410,9 @@ class WaitStep(_Step):
     """Wait a duration, until a local time (on some weekdays), or for a weekday window."""
 
     type: Literal["wait"]
-    duration: Duration | None = None
+    duration: FlexDuration | None = Field(
+        default=None, description="'3d', or computed per customer: 'days(EXPR)'."
+    )
     until: TimeOfDay | None = None
     days: tuple[Weekday, ...] | None = None
     window: SendWindow | None = None
@@ -403,6 +513,19 @@ class Journey(_Strict):
     version: str = Field(default="", description="Set by the loader: hash of the file.")
 
     _by_id: dict[str, AnyStep] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keyed_entry(self) -> Journey:
+        """A per-item journey enters on the event that names the item, at once: a delayed or
+        date trigger keeps one pending timer per journey, which would merge the items."""
+        if self.entry.instance_key is not None and (
+            self.trigger.event is None or self.trigger.after is not None
+        ):
+            raise ValueError(
+                "entry.instance_key needs an event trigger without 'after' "
+                "(put the delay in a wait step, e.g. duration: 'days(...)')"
+            )
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         self._by_id.update((s.id, s) for s in self.steps)

@@ -29,6 +29,7 @@ from omnistream.journey.model import (
     UpdateProfileStep,
     WaitForStep,
     WaitStep,
+    duration_of,
 )
 from omnistream.policies.quiet_hours import (
     WEEKDAYS,
@@ -37,10 +38,23 @@ from omnistream.policies.quiet_hours import (
     zone,
 )
 
-__all__ = ["MAX_TRANSITIONS", "Tx", "bucket", "enter", "exit_instance", "park", "run"]
+__all__ = [
+    "MAX_ITEM_KEY",
+    "MAX_TRANSITIONS",
+    "Tx",
+    "bucket",
+    "enter",
+    "exit_instance",
+    "item_key",
+    "park",
+    "run",
+]
 
 MAX_TRANSITIONS: Final = 100
 """Instant steps one input may run for one instance; a safety net behind the loop check."""
+
+MAX_ITEM_KEY: Final = 200
+"""Characters of an ``instance_key`` value kept on the instance (longer ids are cut)."""
 
 EmitName = Literal["journey_entered", "journey_step", "journey_exited", "journey_goal"]
 
@@ -185,18 +199,49 @@ def exit_instance(tx: Tx, instance: Instance, reason: str, **attributes: Any) ->
     )
 
 
-def enter(tx: Tx, journey: Journey, trigger: dict[str, Any]) -> Instance | None:
-    """Apply the entry rules; start an instance at the first step if they allow it."""
+def item_key(tx: Tx, journey: Journey, event: dict[str, Any]) -> str | None:
+    """The item ``event`` names for a per-item journey (``entry.instance_key``), as text.
+
+    None when the journey is not per-item or the event names no item (null, empty, a list or
+    a mapping): such an event enters nothing and, for goals and exits, concerns every item.
+    """
+    expr = journey.entry.instance_key
+    if expr is None:
+        return None
+    ctx = {"event": event, "trigger": event, "profile": tx.profile_json, "vars": {}, "now": tx.now}
+    value = expr.value(ctx)
+    if value is None or isinstance(value, bool | list | tuple | dict) or value == "":
+        return None
+    return str(value)[:MAX_ITEM_KEY]
+
+
+def _admits(tx: Tx, journey: Journey, key: str | None) -> bool:
+    """Re-entry rules, then the live-instance bound (and one live instance per item)."""
     rules = journey.entry
     record = tx.state.history.get(journey.id)
     if record is not None and record.entries:
         if rules.reentry == "never":
-            return None
+            return False
         last = record.last_entered_at
         if rules.cooldown is not None and last is not None and tx.now - last < rules.cooldown:
-            return None
-    live = sum(1 for i in tx.state.instances.values() if i.journey_id == journey.id)
-    if live >= rules.max_instances:
+            return False
+    if rules.instance_key is not None and key is None:
+        return False
+    live = [i for i in tx.state.instances.values() if i.journey_id == journey.id]
+    if key is not None and any(i.item_key == key for i in live):
+        return False
+    return len(live) < rules.max_instances
+
+
+def enter(tx: Tx, journey: Journey, trigger: dict[str, Any]) -> Instance | None:
+    """Apply the entry rules; start an instance at the first step if they allow it.
+
+    Instance ids stay ``journey:seq`` for per-item journeys too (the row's counter), so send
+    ids, which derive from them, keep their form and old instances keep working.
+    """
+    rules = journey.entry
+    key = item_key(tx, journey, trigger)
+    if not _admits(tx, journey, key):
         return None
     seq = tx.next_seq()
     instance = Instance(
@@ -207,6 +252,7 @@ def enter(tx: Tx, journey: Journey, trigger: dict[str, Any]) -> Instance | None:
         entered_at=tx.now,
         trigger=trigger,
         vars=dict(journey.vars),
+        item_key=key or "",
     )
     if rules.audience is not None and not rules.audience.test(tx.context(instance)):
         return None
@@ -227,9 +273,11 @@ def _target(journey: Journey, step_id: str | None) -> AnyStep | None:
     return journey.step_by_id(step_id) if step_id is not None else None
 
 
-def _wait_due(tx: Tx, journey: Journey, step: WaitStep) -> datetime:
+def _wait_due(tx: Tx, journey: Journey, instance: Instance, step: WaitStep) -> datetime | str:
+    """When the wait ends, or why it cannot (a computed duration gave a bad value)."""
     if step.duration is not None:
-        return tx.now + step.duration
+        duration = duration_of(step.duration, tx.context(instance))
+        return duration if isinstance(duration, str) else tx.now + duration
     policies = tx.policies(journey.id)
     tz = zone(tx.state.profile.timezone, policies.default_timezone)
     if step.until is not None:
@@ -286,7 +334,10 @@ def run(tx: Tx, journey: Journey, instance: Instance, step: AnyStep | None) -> N
                 return
             nxt = step.next
         elif isinstance(step, WaitStep):
-            due = _wait_due(tx, journey, step)
+            due = _wait_due(tx, journey, instance, step)
+            if isinstance(due, str):
+                exit_instance(tx, instance, "bad_duration", detail=due)
+                return
             if due > tx.now:
                 tx.emit("journey_step", instance, step_id=step.id)
                 park(tx, instance, "wait", due)

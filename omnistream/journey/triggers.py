@@ -9,11 +9,11 @@ time zone; when either changes the timer moves.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from omnistream.domain.state import Timer
-from omnistream.journey.model import DateTrigger, Journey
+from omnistream.journey.model import DateTrigger, Journey, duration_of
 from omnistream.journey.runner import Tx, enter
 from omnistream.policies.quiet_hours import local_at, zone
 
@@ -141,8 +141,9 @@ def fire_trigger(tx: Tx, timer: Timer) -> None:
     event = timer.payload.get("event") or {}
     enter(tx, journey, event)
     repeat = int(timer.payload.get("repeat", 0))
-    if repeat > 0 and trigger.after is not None:
-        arm_after(tx, journey, event, timer.due + trigger.after, repeat - 1)
+    after = duration_of(trigger.after, _ctx(tx, event)) if trigger.after is not None else None
+    if repeat > 0 and isinstance(after, timedelta):
+        arm_after(tx, journey, event, timer.due + after, repeat - 1)
 
 
 def _ctx(tx: Tx, event: dict[str, Any]) -> dict[str, Any]:
