@@ -29,8 +29,11 @@ from omnistream.observability.metrics import M
 from omnistream.ports import ProviderError, Receipt, ReceiptRejected
 
 __all__ = [
+    "ADDRESS_INVALID",
     "MAX_RESPONSE_BYTES",
     "MAX_SKEW_S",
+    "RECIPIENT_BLOCKED",
+    "TOKEN_UNREGISTERED",
     "HttpProvider",
     "NoReceipts",
     "classify_status",
@@ -52,6 +55,16 @@ Provider answers are small JSON documents; 1 MiB is far above any of them."""
 _READ_CHUNK: Final = 64 * 1024
 
 _TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
+
+# The one vocabulary for "this address will never work", whichever provider says it, so the
+# ``message_failed`` reason (and the metric label) means the same on every channel. All three
+# are permanent: retrying cannot help, the next channel can.
+ADDRESS_INVALID: Final = "address_invalid"
+"""The address does not exist or is malformed (no such chat, mailbox, Viber user, FCM token)."""
+RECIPIENT_BLOCKED: Final = "recipient_blocked"
+"""The address exists but its owner refuses us (blocked the bot, unsubscribed from it)."""
+TOKEN_UNREGISTERED: Final = "token_unregistered"  # noqa: S105 (a reason label, not a secret)
+"""A push token that was valid and is not any more (app uninstalled, token rotated)."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

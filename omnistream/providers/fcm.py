@@ -4,6 +4,11 @@
 ``{"message": {"token": <device token>, "notification": {...}, "data": {...}}}``; the answer is
 ``{"name": "projects/<p>/messages/<id>"}``. Errors carry ``error.status`` (UNREGISTERED,
 INVALID_ARGUMENT, QUOTA_EXCEEDED, UNAVAILABLE, ...), used as the reason; 429/5xx are transient.
+The FCM ``errorCode`` in ``error.details`` is more precise than the status (an uninstalled app is
+HTTP 404 ``NOT_FOUND`` with ``errorCode: UNREGISTERED``): token errors become the shared reasons
+``token_unregistered`` (UNREGISTERED) and ``address_invalid`` (SENDER_ID_MISMATCH, or
+INVALID_ARGUMENT whose ``BadRequest`` violation names ``message.token``); an INVALID_ARGUMENT
+about the payload stays ``fcm_invalid_argument``.
 The access token is supplied by the deployment (``OMNISTREAM_FCM_ACCESS_TOKEN``, e.g. refreshed
 by a sidecar); minting it from a service-account key is not done here. FCM has no idempotency
 key (the send id travels in ``data``) and no delivery callbacks.
@@ -11,7 +16,7 @@ key (the send id travels in ``data``) and no delivery callbacks.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +24,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderResult
-from omnistream.providers.base import HttpProvider, NoReceipts, classify_status, json_or_empty
+from omnistream.providers.base import (
+    ADDRESS_INVALID,
+    TOKEN_UNREGISTERED,
+    HttpProvider,
+    NoReceipts,
+    classify_status,
+    json_or_empty,
+)
 
 __all__ = ["FcmProvider", "FcmSettings", "from_settings"]
 
@@ -77,13 +89,35 @@ class FcmProvider(NoReceipts, HttpProvider):
         data = json_or_empty(body)
         error = classify_status(status, response_headers)
         if error is not None:
-            details = data.get("error")
-            code = details.get("status") if isinstance(details, dict) else None
-            if code in _STATUSES:
-                error.reason = f"fcm_{str(code).lower()}"
+            reason = _reason(data.get("error"))
+            if reason is not None:
+                error.reason = reason
             raise error
         name = data.get("name")
         return ProviderResult(str(name) if name is not None else None)
+
+
+def _reason(error: object) -> str | None:
+    """The shared reason for a token error, else ``fcm_<status>``, else ``None``."""
+    if not isinstance(error, dict):
+        return None
+    details = [d for d in error.get("details") or () if isinstance(d, dict)]
+    codes = {d.get("errorCode") for d in details} | {error.get("status")}
+    if "UNREGISTERED" in codes:
+        return TOKEN_UNREGISTERED
+    if "SENDER_ID_MISMATCH" in codes or _names_token(details):
+        return ADDRESS_INVALID
+    status = error.get("status")
+    return f"fcm_{str(status).lower()}" if status in _STATUSES else None
+
+
+def _names_token(details: list[dict[str, Any]]) -> bool:
+    """Whether a ``google.rpc.BadRequest`` detail blames the token (not the payload)."""
+    for detail in details:
+        for violation in detail.get("fieldViolations") or ():
+            if isinstance(violation, dict) and violation.get("field") == "message.token":
+                return True
+    return False
 
 
 def from_settings(settings: Settings, channel_settings: ChannelSettings) -> FcmProvider:

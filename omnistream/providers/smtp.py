@@ -3,8 +3,11 @@
 The ``Message-ID`` is derived from the send id (``<send_id@domain>``), the closest thing SMTP
 has to an idempotency key: receiving systems and mailbox providers collapse duplicates by it.
 Reply codes 4xx, timeouts and dropped connections are transient; 5xx and refused recipients
-are permanent. SMTP has no delivery callbacks: bounces and opens come through the ``webhook``
-receipts of whatever relay reports them.
+are permanent. A recipient refused because the mailbox does not exist or cannot take mail is the
+shared ``address_invalid``: enhanced status 5.1.x (bad mailbox, domain or syntax) or 5.2.1
+(mailbox disabled), or, without an enhanced status, the basic codes 550, 551 and 553. Other
+refusals (5.7.x policy, 5.2.2 mailbox full...) stay ``recipient_refused``. SMTP has no delivery
+callbacks: bounces and opens come through the ``webhook`` receipts of whatever relay reports them.
 
 TLS: without credentials STARTTLS is opportunistic (used when the server offers it), as for any
 MTA. With credentials (``OMNISTREAM_SMTP_USERNAME``) the connection must be encrypted before the
@@ -18,9 +21,11 @@ of a relay with a private certificate; certificates are always verified.
 
 from __future__ import annotations
 
+import re
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
+from typing import Final
 
 import aiosmtplib
 from pydantic import SecretStr
@@ -31,10 +36,13 @@ from omnistream.clock import monotonic
 from omnistream.config import Settings
 from omnistream.observability.metrics import M
 from omnistream.ports import Outgoing, ProviderError, ProviderResult
-from omnistream.providers.base import NoReceipts
+from omnistream.providers.base import ADDRESS_INVALID, NoReceipts
 from omnistream.providers.errors import ProviderConfigError
 
-__all__ = ["SmtpProvider", "SmtpSettings", "from_settings", "tls_required"]
+__all__ = ["SmtpProvider", "SmtpSettings", "from_settings", "refusal_reason", "tls_required"]
+
+_ENHANCED: Final = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_NO_MAILBOX_CODES: Final = frozenset({550, 551, 553})
 
 
 class SmtpSettings(BaseSettings):
@@ -85,7 +93,9 @@ class SmtpProvider(NoReceipts):
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(400 <= refused.code < 500 for refused in exc.recipients):
                 raise ProviderError("recipient_deferred", transient=True) from None
-            raise ProviderError("recipient_refused", transient=False) from None
+            reasons = {refusal_reason(r.code, r.message) for r in exc.recipients if r.code >= 500}
+            reason = ADDRESS_INVALID if reasons == {ADDRESS_INVALID} else "recipient_refused"
+            raise ProviderError(reason, transient=False) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise ProviderError(f"smtp_{exc.code}", transient=400 <= exc.code < 500) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
@@ -124,6 +134,17 @@ class SmtpProvider(NoReceipts):
 
     async def aclose(self) -> None:
         return None
+
+
+def refusal_reason(code: int, message: str) -> str:
+    """``address_invalid`` when a permanent RCPT refusal says the mailbox cannot exist."""
+    enhanced = _ENHANCED.match(message)
+    if enhanced is None:
+        return ADDRESS_INVALID if code in _NO_MAILBOX_CODES else "recipient_refused"
+    subject, detail = enhanced.group(2), enhanced.group(3)
+    if subject == "1" or (subject, detail) == ("2", "1"):
+        return ADDRESS_INVALID
+    return "recipient_refused"
 
 
 def tls_required(own: SmtpSettings) -> bool:

@@ -2,11 +2,16 @@
 
 The address is the chat id. Telegram answers ``{"ok": true, "result": {"message_id": N}}`` or
 ``{"ok": false, "error_code": N, "description": "...", "parameters": {"retry_after": S}}``;
-429 carries ``retry_after`` in ``parameters``. 403 (the user blocked the bot) is permanent.
+429 carries ``retry_after`` in ``parameters``. 4xx are permanent; the ``description`` of the ones
+about the recipient picks a shared reason: "chat not found", "user is deactivated" and "user not
+found" are ``address_invalid``, "bot was blocked by the user" and "bot was kicked" are
+``recipient_blocked``; other 4xx stay ``http_<status>``.
 The Bot API has no idempotency key and no delivery receipts.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,9 +19,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderError, ProviderResult
-from omnistream.providers.base import HttpProvider, NoReceipts, classify_status, json_or_empty
+from omnistream.providers.base import (
+    ADDRESS_INVALID,
+    RECIPIENT_BLOCKED,
+    HttpProvider,
+    NoReceipts,
+    classify_status,
+    json_or_empty,
+)
 
 __all__ = ["TelegramProvider", "TelegramSettings", "from_settings"]
+
+
+_DESCRIPTIONS: Final = (
+    ("chat not found", ADDRESS_INVALID),
+    ("user is deactivated", ADDRESS_INVALID),
+    ("user not found", ADDRESS_INVALID),
+    ("bot was blocked by the user", RECIPIENT_BLOCKED),
+    ("bot was kicked", RECIPIENT_BLOCKED),
+)
+"""Bot API descriptions (lower case) that are about the recipient, and their shared reason."""
 
 
 class TelegramSettings(BaseSettings):
@@ -49,11 +71,21 @@ class TelegramProvider(NoReceipts, HttpProvider):
             parameters = data.get("parameters")
             if isinstance(parameters, dict) and isinstance(parameters.get("retry_after"), int):
                 error.retry_after = float(parameters["retry_after"])
+            if not error.transient:
+                error.reason = _recipient_reason(data.get("description")) or error.reason
             raise error
         result = data.get("result")
         if data.get("ok") is not True or not isinstance(result, dict):
             raise ProviderError("bad_response", transient=False)
         return ProviderResult(str(result.get("message_id")))
+
+
+def _recipient_reason(description: object) -> str | None:
+    """The shared reason a permanent error's description means, if it is about the recipient."""
+    if not isinstance(description, str):
+        return None
+    text = description.lower()
+    return next((reason for phrase, reason in _DESCRIPTIONS if phrase in text), None)
 
 
 def from_settings(settings: Settings, channel_settings: ChannelSettings) -> TelegramProvider:

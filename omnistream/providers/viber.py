@@ -2,7 +2,9 @@
 
 Auth is the ``X-Viber-Auth-Token`` header; the address is the Viber user id. Viber answers HTTP
 200 with ``{"status": 0, "message_token": N}`` on success and a non-zero ``status`` otherwise:
-12 (too many requests) is transient, the rest (not subscribed, blocked, bad data...) permanent.
+12 (too many requests) is transient, the rest permanent: 5 (receiver not registered) is the
+shared ``address_invalid``, 6 (receiver not subscribed: never subscribed or unsubscribed from
+the bot) ``recipient_blocked``, others ``viber_<code>``.
 The send id goes in ``tracking_data``. Delivery callbacks are not handled yet (they name only the
 message token, which would need a token -> send index).
 """
@@ -17,12 +19,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderError, ProviderResult
-from omnistream.providers.base import HttpProvider, NoReceipts, classify_status, json_or_empty
+from omnistream.providers.base import (
+    ADDRESS_INVALID,
+    RECIPIENT_BLOCKED,
+    HttpProvider,
+    NoReceipts,
+    classify_status,
+    json_or_empty,
+)
 
 __all__ = ["ViberProvider", "ViberSettings", "from_settings"]
 
 _TRANSIENT: Final = frozenset({12})
 _KNOWN: Final = frozenset(range(1, 14))
+_SHARED: Final = {5: ADDRESS_INVALID, 6: RECIPIENT_BLOCKED}
 
 
 class ViberSettings(BaseSettings):
@@ -68,7 +78,7 @@ class ViberProvider(NoReceipts, HttpProvider):
             return ProviderResult(str(data.get("message_token")))
         if not isinstance(code, int):
             raise ProviderError("bad_response", transient=False)
-        reason = f"viber_{code}" if code in _KNOWN else "viber_error"
+        reason = _SHARED.get(code) or (f"viber_{code}" if code in _KNOWN else "viber_error")
         raise ProviderError(reason, transient=code in _TRANSIENT)
 
 

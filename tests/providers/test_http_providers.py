@@ -210,7 +210,8 @@ async def test_viber_send_message(http_server: FakeServer) -> None:
     finally:
         await provider.aclose()
     assert result.provider_message_id == "5741311803571721087"
-    assert (not_subscribed.value.reason, not_subscribed.value.transient) == ("viber_6", False)
+    blocked = not_subscribed.value
+    assert (blocked.reason, blocked.transient) == ("recipient_blocked", False)
     assert busy.value.transient
     request = http_server.requests[0]
     assert request.path == "/pa/send_message"
@@ -239,7 +240,7 @@ async def test_fcm_v1_send(http_server: FakeServer) -> None:
         await provider.aclose()
     assert result.provider_message_id is not None
     assert result.provider_message_id.startswith("projects/shop/messages/")
-    assert (gone.value.reason, gone.value.transient) == ("fcm_not_found", False)
+    assert (gone.value.reason, gone.value.transient) == ("token_unregistered", False)
     assert unavailable.value.transient
     request = http_server.requests[0]
     assert request.path == "/v1/projects/shop/messages:send"

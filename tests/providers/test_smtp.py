@@ -61,7 +61,7 @@ async def test_delivers_with_the_send_id_as_message_id(smtp_server: tuple[Mailbo
 @pytest.mark.parametrize(
     ("address", "reason", "transient"),
     [
-        ("reject@example.com", "recipient_refused", False),
+        ("reject@example.com", "address_invalid", False),
         ("busy@example.com", "recipient_deferred", True),
     ],
 )
