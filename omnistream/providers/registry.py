@@ -31,6 +31,7 @@ PROVIDERS: Final = {
     "twilio": "omnistream.providers.twilio",
     "viber": "omnistream.providers.viber",
     "fcm": "omnistream.providers.fcm",
+    "webpush": "omnistream.providers.webpush",
 }
 """Provider name -> module; each module has ``from_settings(settings, channel_settings)``."""
 
