@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from omnistream.domain.commands import Command
 from omnistream.domain.events import Event
-from omnistream.domain.profile import apply_event
+from omnistream.domain.profile import Profile, apply_event
 from omnistream.domain.state import (
     RECENT_EVENT_IDS,
     RECENT_EVENTS,
@@ -38,6 +38,7 @@ from omnistream.journey.model import (
     duration_of,
 )
 from omnistream.journey.runner import Tx, enter, exit_instance, item_key, run
+from omnistream.journey.segments import segments_entered
 from omnistream.journey.sending import (
     DELIVERY_OUTCOMES,
     deliver,
@@ -75,12 +76,45 @@ def step(
     if event.source == SYSTEM_SOURCE and event.type == TIMER_FIRED:
         _fire(tx)
         return tx.state, tx.commands
+    entered = _segments_entered(tx, state.profile) if catalog.segment_triggers else []
     if event.source == SYSTEM_SOURCE and event.type in OUTCOMES:
         _outcome(tx)
     if event.type in catalog.listened and new.instances:
         _listen(tx)
     _trigger(tx)
+    for name in entered:
+        _enter_segment(tx, name)
     return tx.state, tx.commands
+
+
+def _segments_entered(tx: Tx, before: Profile) -> list[str]:
+    """Triggering segments this event's profile update moved the customer into (sorted).
+
+    Judged on the profile as the event left it, before any journey step changed it; an
+    unchanged profile enters nothing, so only catalogs with segment triggers pay, and only
+    for events that change something.
+    """
+    if tx.state.profile == before:
+        return []
+    names = segments_entered(
+        before.model_dump(mode="json"), tx.profile_json, tx.now, tx.catalog.targeting
+    )
+    return sorted(names.intersection(tx.catalog.segment_triggers))
+
+
+def _enter_segment(tx: Tx, name: str) -> None:
+    """Enter the journeys triggered by segment ``name``; their ``trigger`` is a synthetic
+    ``segment_entered`` event naming the segment and the event that caused it."""
+    event = {
+        "type": "segment_entered",
+        "timestamp": tx.now.isoformat(),
+        "properties": {"segment": name, "cause": tx.event.type, "event_id": tx.event.event_id},
+    }
+    for journey in tx.catalog.segment_triggers[name]:
+        when = journey.trigger.when
+        ctx = {"event": event, "trigger": event, "profile": tx.profile_json, "vars": {}}
+        if when is None or when.test({**ctx, "now": tx.now}):
+            enter(tx, journey, event)
 
 
 def _resolve(tx: Tx, instance: Instance) -> tuple[Journey, AnyStep, Instance] | None:

@@ -296,13 +296,16 @@ def load_journey(path: Path) -> Journey:
     data, node = read_yaml(text, name)
     if not isinstance(data, dict):
         raise JourneyLoadError([JourneyError(name, 1, "a journey file must be a YAML mapping")])
-    salt = version_salt(text, current_targeting())  # segments/scores it uses (segments.py)
+    targeting = current_targeting()
+    salt = version_salt(text, targeting)  # segments/scores it uses (segments.py)
+    if "segment_entered" in text:  # a segment trigger follows the segments file too
+        salt += f"\x00segments:{targeting.digest}"
     version = hashlib.sha256((text + salt).encode()).hexdigest()[:12]
     try:
         journey = Journey.model_validate({**data, "version": version})
     except ValidationError as exc:
         raise JourneyLoadError(_validation_errors(name, node, Journey, exc)) from None
-    problems = check_graph(journey)
+    problems = [*check_graph(journey), *_segment_problems(journey, targeting)]
     if problems:
         raise JourneyLoadError(
             [
@@ -311,6 +314,18 @@ def load_journey(path: Path) -> Journey:
             ]
         )
     return journey
+
+
+def _segment_problems(
+    journey: Journey, targeting: Targeting
+) -> list[tuple[tuple[int | str, ...], str, str | None]]:
+    """A ``segment_entered`` trigger must name a segment of journeys/segments.yaml."""
+    name = journey.trigger.segment_entered
+    if name is None or name in targeting.segments:
+        return []
+    known = ", ".join(sorted(targeting.segments)) or "none defined"
+    hint = _close(name, list(targeting.segments)) or f"segments: {known} ({SEGMENTS_FILE})"
+    return [(("trigger", "segment_entered"), f"unknown segment {name!r}", hint)]
 
 
 def load_policies(path: Path) -> Policies:
@@ -388,4 +403,4 @@ def load_catalog(directory: Path) -> Catalog:
             journeys[journey.id] = journey
     if errors:
         raise JourneyLoadError(errors)
-    return Catalog(journeys, policies)
+    return Catalog(journeys, policies, targeting=targeting)

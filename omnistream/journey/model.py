@@ -31,6 +31,7 @@ from pydantic import (
 
 from omnistream.domain.commands import Category
 from omnistream.journey.expr import Expr, compile_expr
+from omnistream.journey.targeting import Targeting
 from omnistream.journey.types import (
     BEST,
     CHANNELS,
@@ -201,7 +202,8 @@ class DateTrigger(_Strict):
 
 
 class Trigger(_Strict):
-    """What starts the journey: an event, an event plus a delay, or a profile date."""
+    """What starts the journey: an event, an event plus a delay, a profile date, or entering a
+    segment (journeys/segments.yaml) when an event changes the profile."""
 
     event: EventType | None = None
     when: Condition | None = Field(default=None, description="Over event and profile.")
@@ -212,11 +214,21 @@ class Trigger(_Strict):
     )
     repeat: int = Field(default=0, ge=0, le=100, description="Enter again every `after`.")
     date: DateTrigger | None = None
+    segment_entered: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="Enter when an event moves the profile into this segment (segments.yaml).",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
-        if (self.event is None) == (self.date is None):
-            raise ValueError("a trigger needs exactly one of 'event' or 'date'")
+        kinds = [k for k in (self.event, self.date, self.segment_entered) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a trigger needs exactly one of 'event' or 'date' (or 'segment_entered')"
+            )
+        if self.after is not None and self.event is None:
+            raise ValueError("'after' goes with an 'event' trigger")
         if self.after is None and self.repeat:
             raise ValueError("'repeat' needs 'after'")
         return self
@@ -564,9 +576,12 @@ class Catalog:
         journeys: dict[str, Journey] | None = None,
         policies: Policies | None = None,
         retained: dict[tuple[str, str], Journey] | None = None,
+        targeting: Targeting | None = None,
     ) -> None:
         self.journeys: dict[str, Journey] = dict(journeys or {})
         self.policies = policies or Policies()
+        self.targeting = targeting or Targeting(default_timezone=self.policies.default_timezone)
+        """Segments and score settings the journeys were compiled with (segment triggers)."""
         self.retained: dict[tuple[str, str], Journey] = {
             key: old
             for key, old in (retained or {}).items()
@@ -578,6 +593,7 @@ class Catalog:
         self.listens: dict[str, frozenset[str]] = {}
         self.merged_policies: dict[str, Policies] = {}
         dated: list[Journey] = []
+        by_segment: dict[str, list[Journey]] = {}
         for journey in self.journeys.values():
             self.listens[journey.id] = _listened_types(journey)
             self.merged_policies[journey.id] = self.policies.merged(journey.policies)
@@ -586,12 +602,16 @@ class Catalog:
             trigger = journey.trigger
             if trigger.date is not None:
                 dated.append(journey)
+            elif trigger.segment_entered is not None:
+                by_segment.setdefault(trigger.segment_entered, []).append(journey)
             elif trigger.event is not None:
                 target = immediate if trigger.after is None else delayed
                 target.setdefault(trigger.event, []).append(journey)
         self.immediate = {k: tuple(v) for k, v in immediate.items()}
         self.delayed = {k: tuple(v) for k, v in delayed.items()}
         self.dated = tuple(dated)
+        self.segment_triggers = {k: tuple(v) for k, v in by_segment.items()}
+        """Segment name -> active journeys entered on it; empty: no profile is judged."""
         for (journey_id, _), old in self.retained.items():
             self.listens[journey_id] = self.listens[journey_id] | _listened_types(old)
         self.listened: frozenset[str] = frozenset().union(*self.listens.values())
@@ -624,7 +644,7 @@ class Catalog:
                 continue
             count[journey.id] += 1
             kept[key] = journey
-        return Catalog(self.journeys, self.policies, kept)
+        return Catalog(self.journeys, self.policies, kept, self.targeting)
 
     def version_rows(self) -> list[tuple[str, str, str]]:
         """(journey, version, ``current`` | ``retained``) for every version this catalog runs:
@@ -640,7 +660,8 @@ class Catalog:
     def only(self, journey_id: str) -> Catalog:
         """A catalog with just one journey (the simulator runs journeys one at a time)."""
         retained = {k: v for k, v in self.retained.items() if k[0] == journey_id}
-        return Catalog({journey_id: self.journeys[journey_id]}, self.policies, retained)
+        journeys = {journey_id: self.journeys[journey_id]}
+        return Catalog(journeys, self.policies, retained, self.targeting)
 
 
 def _listened_types(journey: Journey) -> frozenset[str]:
