@@ -8,6 +8,7 @@ surprise at 3 a.m. Graph checks (targets, reachability, loops) live in ``checks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -612,6 +613,12 @@ class Catalog:
         self.dated = tuple(dated)
         self.segment_triggers = {k: tuple(v) for k, v in by_segment.items()}
         """Segment name -> active journeys entered on it; empty: no profile is judged."""
+        segments = self.targeting.segments
+        self.trigger_targeting = dataclasses.replace(
+            self.targeting, segments={k: segments[k] for k in by_segment if k in segments}
+        )
+        """``targeting`` narrowed to the triggering segments (compiled conditions: a segment
+        using another one carries it), so the engine judges only those."""
         for (journey_id, _), old in self.retained.items():
             self.listens[journey_id] = self.listens[journey_id] | _listened_types(old)
         self.listened: frozenset[str] = frozenset().union(*self.listens.values())
