@@ -89,6 +89,8 @@ def mermaid(journey: Journey) -> str:
     trigger = journey.trigger
     if trigger.date is not None:
         start = f"{trigger.date.trait} at {trigger.date.at:%H:%M} local"
+    elif trigger.segment_entered is not None:
+        start = f"entered segment {trigger.segment_entered}"
     else:
         start = str(trigger.event) + (f" + {_duration(trigger.after)}" if trigger.after else "")
     lines = [

@@ -11,6 +11,7 @@ from omnistream.domain.commands import Emit
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
 from omnistream.journey.engine import step
+from omnistream.journey.graph import mermaid
 from omnistream.journey.loader import JourneyLoadError, load_catalog
 from omnistream.journey.model import Catalog
 from tests.unit.journey.helpers import T0, catalog_of, ev, sends
@@ -114,3 +115,8 @@ def test_segment_trigger_version_follows_the_segments_file(tmp_path: Path) -> No
     before = with_segments(tmp_path, THANKS).journeys["thanks"].version
     (tmp_path / "segments.yaml").write_text(SEGMENTS.replace(">= 100", ">= 200"))
     assert load_catalog(tmp_path).journeys["thanks"].version != before
+
+
+def test_graph_names_the_segment(tmp_path: Path) -> None:
+    text = mermaid(with_segments(tmp_path, THANKS).journeys["thanks"])
+    assert "Thanks: entered segment big_spenders" in text
