@@ -11,7 +11,7 @@ resolution (alias keys) must agree on them byte for byte.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Final
@@ -23,6 +23,7 @@ __all__ = [
     "CATEGORIES",
     "KNOWN_CHANNELS",
     "MAX_MONEY",
+    "as_aware_datetime",
     "as_channel",
     "as_currency",
     "as_date",
@@ -185,6 +186,19 @@ def as_date(value: object) -> str | None:
         except ValueError:
             return None
     return None
+
+
+def as_aware_datetime(value: object) -> datetime | None:
+    """An ISO 8601 time with a UTC offset (as JSON carries profile times), or None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def as_timezone(value: object) -> str | None:

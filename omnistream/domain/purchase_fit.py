@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from omnistream.domain.profile_values import as_aware_datetime
 from omnistream.domain.traits import PurchaseModel, log_likelihood
 
 __all__ = ["MAX_ITERATIONS", "FitResult", "History", "fit", "history_of", "nelder_mead"]
@@ -43,18 +44,6 @@ def _days(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds() / 86400
 
 
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def history_of(profile: dict[str, Any], as_of: datetime) -> History | None:
     """The BG/NBD summary of an exported profile (JSON), or None without a usable order.
 
@@ -68,11 +57,11 @@ def history_of(profile: dict[str, Any], as_of: datetime) -> History | None:
     other = orders.get("other_currency_count", 0)
     if not isinstance(count, int) or not isinstance(other, int) or count + other < 1:
         return None
-    last = _time(orders.get("last_order_at"))
-    first = _time(orders.get("first_order_at"))
+    last = as_aware_datetime(orders.get("last_order_at"))
+    first = as_aware_datetime(orders.get("first_order_at"))
     recent = orders.get("recent")
     if first is None and isinstance(recent, list) and recent and isinstance(recent[0], dict):
-        first = _time(recent[0].get("placed_at"))
+        first = as_aware_datetime(recent[0].get("placed_at"))
     if last is None or first is None or first > last or last > as_of:
         return None
     return History(x=count + other - 1, t_x=_days(last, first), age=_days(as_of, first))

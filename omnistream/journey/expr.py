@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from omnistream.domain.events import Event
 from omnistream.domain.profile import Profile
+from omnistream.domain.profile_values import as_aware_datetime
 from omnistream.journey.targeting import (
     TARGETING_FUNCTIONS,
     Targeting,
@@ -75,18 +76,8 @@ def suggest(word: str, choices: Any) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def _since(ctx: Mapping[str, Any], value: Any, unit: float) -> float | None:
-    moment = _parse_ts(value)
+    moment = as_aware_datetime(value)
     now = ctx.get("now")
     if moment is None or not isinstance(now, datetime):
         return None
