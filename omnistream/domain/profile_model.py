@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -229,6 +230,19 @@ class Profile(_Value):
     def locale(self) -> str | None:
         locale = self.traits.get("locale")
         return locale if isinstance(locale, str) else None
+
+    def send_address(self, channel: str) -> str | None:
+        """What a provider needs to reach this customer on ``channel``: the stored address, and
+        for web push the whole subscription (endpoint and keys, as ``PushSubscription.toJSON()``
+        gives it), since the payload is encrypted for the browser's keys."""
+        address = self.addresses.get(channel)
+        if address is None or channel != "web_push":
+            return address
+        for sub in reversed(self.web_push_subscriptions):
+            if sub.endpoint == address:
+                keys = {"p256dh": sub.p256dh, "auth": sub.auth}
+                return orjson.dumps({"endpoint": sub.endpoint, "keys": keys}).decode()
+        return address
 
     def consents_to(self, channel: str, category: str) -> bool:
         """Transactional messages need no opt-in unless refused; marketing needs an opt-in."""

@@ -102,7 +102,7 @@ def _build(
         chain=chain,
         category=step.category,
         messages=messages,
-        addresses={c: profile.addresses[c] for c in chain if c in profile.addresses},
+        addresses={c: a for c in chain if (a := profile.send_address(c)) is not None},
         consents={c: profile.consents_to(c, step.category) for c in chain},
         not_after=tx.now + step.expires if step.expires is not None else None,
         caused_by=tx.event.event_id,
