@@ -337,7 +337,7 @@ async def diagnose(broker: str, prefix: str, result: Verdict, workdir: Path) -> 
             for records in batch.values():
                 lines += [
                     f"{r.topic}[{r.partition}]@{r.offset} ts={r.timestamp} key={r.key!r} "
-                    f"{r.value[:300]!r}"
+                    f"{r.value[:2000]!r}"
                     for r in records
                     if r.key in keys or any(b'"' + k + b'"' in r.value for k in keys)
                 ]
