@@ -10,6 +10,13 @@ at-least-once for that one (the provider sees it again, with the same ``Idempote
 
 ``FAILOVER_TEST_OWNER_LEASE_S=600`` makes the killed worker's lease outlive the test window,
 which is the behaviour before the fix (its claim is only waited for): the test then fails.
+
+Known open fault (2026-12-03, reported on issue 22): about 1 run in 5 fails. The replacement's
+email agent stops making progress after the failover: in one shape it is ready ~6 s after the
+kill, takes the claim over, sends it, commits, and consumes nothing more; in another it sends
+two customers and neither takes the claim over nor reads on. The other send commands stay in
+``send.email`` (committed offsets show them unread); the failure message lists the topics and
+the group's committed offsets. It is not weakened to hide that.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from .conftest import Stack, Worker, wait_until
 from .test_durability import envelope, produce
@@ -162,6 +171,37 @@ def kill_mid_send(stack: Stack, start_worker: Callable[..., Worker], endpoint: E
     return killed_at
 
 
+async def topics_report(stack: Stack) -> str:
+    """For a failure message only: every record of the test's topics and the group's committed
+    offsets, to tell a send command that was never produced from one that was never consumed."""
+    boot = stack.broker_url.removeprefix("kafka://")
+    names = [stack.topic(t) for t in ("events.app", "customer-events", "send.email")]
+    lines: list[str] = []
+    consumer = AIOKafkaConsumer(
+        *names, bootstrap_servers=boot, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        while batch := await consumer.getmany(timeout_ms=2000):
+            lines += [
+                f"{r.topic}[{r.partition}]@{r.offset} key={r.key!r} {r.value[:120]!r}"
+                for records in batch.values()
+                for r in records
+            ]
+    finally:
+        await consumer.stop()
+    group = AIOKafkaConsumer(bootstrap_servers=boot, group_id=stack.app_id)
+    await group.start()  # not subscribed: it only reads the group's committed offsets
+    try:
+        for name in names:
+            for p in range(4):
+                committed = await group.committed(TopicPartition(name, p))
+                lines.append(f"committed {name}[{p}] = {committed}")
+    finally:
+        await group.stop()
+    return "\n".join(sorted(lines))
+
+
 def test_a_worker_killed_mid_send_is_taken_over_within_30s_and_nothing_is_sent_twice(
     stack: Stack, start_worker: Callable[..., Worker], endpoint: Endpoint
 ) -> None:
@@ -181,7 +221,8 @@ def test_a_worker_killed_mid_send_is_taken_over_within_30s_and_nothing_is_sent_t
         return (
             f"every send within {RESUME_WITHIN_S:.0f}s of the kill (replacement ready after "
             f"{ready_s:.1f}s); after the kill the endpoint saw {seen}\n"
-            f"--- w2 log ---\n{second.log_tail()}"
+            f"--- w2 log ---\n{second.log_tail()}\n"
+            f"--- topics ---\n{asyncio.run(topics_report(stack))}"
         )
 
     wait_until(
