@@ -18,13 +18,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from omnistream.config import Settings
 from omnistream.ops.topics import desired_topics
 from omnistream.runtime.dlq import DeadLetter
 
 from .conftest import Stack, Worker, wait_until
+from .test_walking_skeleton import counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -74,15 +74,6 @@ async def read_dlq(stack: Stack, timeout: float) -> list[Any]:
     finally:
         await consumer.stop()
     return records
-
-
-def counter(metrics_text: str, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(metrics_text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def good_event() -> bytes:
