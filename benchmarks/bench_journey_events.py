@@ -7,43 +7,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 import tempfile
-import time
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from benchmarks.bench_pipeline import prefill, start_fleet
+from benchmarks.bench_pipeline import sustained_rate
 from omnistream import devstack
 
 
 def rate_with(broker: str, redis: str, workdir: Path, count: int, stream_on: bool) -> float:
-    """Events per second from the first input to the last outcome (as ``sustained_rate``)."""
+    """The pipeline's sustained rate with the journey-event stream on or off."""
     env = {"OMNISTREAM_JOURNEY_EVENTS": "true" if stream_on else "false"}
-    fleet = start_fleet(broker, redis, workdir, 1, extra_env=env)
-    try:
-        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000))
-        started, first = None, 0.0
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            inputs, commands, outcomes = fleet.totals()
-            now = time.perf_counter()
-            if started is None and inputs > 0:
-                started, first = now, inputs
-            if inputs >= valid and outcomes >= commands:
-                assert started is not None
-                rate = (inputs - first) / max(now - started, 1e-9)
-                print(f"[bench] journey events {'on' if stream_on else 'off'}: "
-                      f"{rate:,.0f} events/s ({int(inputs)} events, {int(commands)} sends)",
-                      file=sys.stderr)  # fmt: skip
-                return rate
-            time.sleep(0.1)
-        raise RuntimeError("pipeline did not drain in time")
-    finally:
-        fleet.stop()
+    return sustained_rate(broker, redis, workdir, 1, count, extra_env=env)
 
 
 def run(broker: str, redis: str, workdir: Path, pairs: int, count: int) -> dict[str, Any]:

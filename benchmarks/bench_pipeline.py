@@ -184,9 +184,17 @@ async def prefill(broker: str, prefix: str, count: int, customers: int, keyed: b
 
 
 def sustained_rate(
-    broker: str, redis: str, workdir: Path, workers: int, count: int, keyed: bool = True
+    broker: str,
+    redis: str,
+    workdir: Path,
+    workers: int,
+    count: int,
+    keyed: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> float:
-    fleet = start_fleet(broker, redis, workdir, workers)
+    """Events per second from the first input to the last outcome; ``extra_env`` is passed to
+    the workers (an A/B of a setting)."""
+    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
     try:
         valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000, keyed=keyed))
         started = None
