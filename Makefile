@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test test-unit lint format bench soak lock clean
+.PHONY: help install dev test test-unit lint format bench soak lock clean browser-deps
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,8 +24,23 @@ install: $(STAMP) ## Create .venv and install omnistream with the pinned dev sta
 dev: $(STAMP) ## Run broker + Redis + worker + sample journeys + demo traffic (Ctrl-C stops all)
 	$(BIN)/omnistream dev
 
-test: $(STAMP) ## Run the whole test suite (starts its own broker and Redis)
+test: $(STAMP) browser-deps ## Run the whole test suite (starts its own broker and Redis)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The console's browser tests (tests/browser) drive Debian's chromium through Playwright; the
+# Playwright package is in the dev extra, the browser comes from apt (Playwright's own browser
+# download is not used). Installs chromium when it is missing and we are root; otherwise says how.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps: ## Install Debian's chromium for the browser tests if missing (needs root)
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for tests/browser (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation; \
+	else \
+	  echo "WARNING: $(CHROMIUM) is missing and we are not root: the browser tests will fail." >&2; \
+	  echo "  install it with: sudo apt-get install chromium   (or: sudo make browser-deps)" >&2; \
+	fi
 
 test-unit: $(STAMP) ## Only the tests that need no broker or Redis
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
