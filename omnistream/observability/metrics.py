@@ -329,6 +329,21 @@ class M:
         ["topic"],
         registry=REGISTRY,
     )
+    consumer_rewinds = Counter(
+        "omnistream_consumer_rewinds_total",
+        "Times a stream partition's next record was ahead of the offset expected (a position "
+        "moved past records nobody handled, around a rebalance), by topic: the consumer seeks "
+        "back and reads them again instead of committing past them (runtime/continuity.py).",
+        ["topic"],
+        registry=REGISTRY,
+    )
+    consumer_stale_records = Counter(
+        "omnistream_consumer_stale_records_total",
+        "Records dropped because their offset was already handed to the stream since the last "
+        "seek (fetched again after a rewind or a rebalance), by topic.",
+        ["topic"],
+        registry=REGISTRY,
+    )
     dlq_records = Counter(
         "omnistream_dlq_records_total",
         "Records the broker acknowledged on the dead-letter topic, by reason.",

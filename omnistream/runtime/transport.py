@@ -23,7 +23,8 @@ _fetch_records``; why and how in ``runtime/undecodable.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import cached_property
 from typing import Any, cast
 
@@ -33,17 +34,22 @@ from aiokafka.structs import TopicPartition as TP
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from omnistream.observability.metrics import M
 from omnistream.runtime import undecodable
 from omnistream.runtime.acks import UnackedRecords
+from omnistream.runtime.continuity import OffsetContinuity, Verdict
 
 __all__ = [
     "SCHEME",
     "TrackingProducer",
     "Transport",
     "driver_url",
+    "in_offset_order",
     "register",
     "seek_assigned_to_committed",
 ]
+
+log = logging.getLogger(__name__)
 
 SCHEME = "omnikafka"
 DEFAULT_FETCH_MAX_WAIT_MS = 100
@@ -75,17 +81,40 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _on_undecodable(self, batch: undecodable.UndecodableBatch) -> None:
         undecodable.record(batch)
+        continuity = getattr(self.consumer, "continuity", None)
+        if continuity is not None:  # a jump over the batch is expected, not a rewind
+            continuity.skipped(TP(batch.topic, batch.partition), batch.first_offset,
+                               batch.last_offset)  # fmt: skip
         undecodable.hand_over(self.app, self.consumer, self.parent_loop, batch)
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         # Faust's type says int; aiokafka (and this) give None for "nothing committed".
-        return cast(
-            Mapping[Any, int],
-            await self.call_thread(seek_assigned_to_committed, self._ensure_consumer(), self.app),
+        positions: dict[TP, int | None] = {}
+        committed = await self.call_thread(
+            seek_assigned_to_committed, self._ensure_consumer(), self.app, positions
         )
+        self.sought = positions
+        return cast(Mapping[Any, int], committed)
+
+    sought: dict[TP, int | None] = {}  # noqa: RUF012 (replaced, never mutated)
+    """Where the last seek back put each partition (``Consumer.perform_seek`` reads it)."""
+
+    async def seek_on_thread(self, tp: TP, offset: int) -> None:
+        """Seek on the consumer's own thread (aiokafka is not thread-safe); a partition
+        revoked meanwhile is left alone."""
+        await self.call_thread(_seek, self._ensure_consumer(), tp, offset)
 
 
-async def seek_assigned_to_committed(consumer: Any, app: Any) -> dict[TP, int | None]:
+async def _seek(consumer: Any, tp: TP, offset: int) -> None:
+    try:
+        consumer.seek(tp, offset)
+    except IllegalStateError:  # revoked meanwhile: its next owner starts from the commit
+        pass
+
+
+async def seek_assigned_to_committed(
+    consumer: Any, app: Any, positions: dict[TP, int | None] | None = None
+) -> dict[TP, int | None]:
     """Faust drops the records it fetched while its flow was stopped (a rebalance) and seeks
     back with aiokafka's ``seek_to_committed``, which has two holes, each losing those records:
 
@@ -97,6 +126,9 @@ async def seek_assigned_to_committed(consumer: Any, app: Any) -> dict[TP, int | 
     from the committed offset), and a stream partition with nothing committed goes back to its
     beginning, as ``auto_offset_reset=earliest`` would. Changelog partitions are left alone:
     table recovery positions those itself.
+
+    ``positions`` receives where each stream partition now is (the committed offset, or the
+    beginning resolved to an offset), for ``OffsetContinuity``.
     """
     changelogs: set[str] = set(app.tables.changelog_topics)  # topic names
     committed: dict[TP, int | None] = {}
@@ -106,10 +138,16 @@ async def seek_assigned_to_committed(consumer: Any, app: Any) -> dict[TP, int | 
         try:
             if offset is not None and offset > 0:
                 consumer.seek(tp, offset)
+                position: int | None = offset
             elif tp.topic not in changelogs:
                 await consumer.seek_to_beginning(tp)
+                position = await consumer.position(tp)
+            else:
+                continue
         except IllegalStateError:  # revoked while we awaited its offset
             continue
+        if positions is not None:
+            positions[tp] = position
     return committed
 
 
@@ -145,8 +183,69 @@ class Producer(faust_aiokafka.Producer):
 
 
 class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose streams get each partition's records in offset order,
+    none skipped (``runtime/continuity.py``: a rebalance could move the position past records
+    nobody handled, and Faust then committed past them)."""
+
+    _thread: ConsumerThread
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @cached_property
+    def continuity(self) -> OffsetContinuity:
+        return OffsetContinuity()
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
+        records = super().getmany(timeout)
+        acked = self.app.topics.acks_enabled_for
+        async for tp, message in in_offset_order(records, self.continuity, acked, self._rewind):
+            yield tp, message
+
+    async def _rewind(self, tp: TP, offset: int) -> None:
+        expected = self.continuity.expected(tp)
+        assert expected is not None  # REWIND means an offset was expected
+        log.warning(
+            "%s[%d]: read offset %d where %d was next; fetching again from %d",
+            tp.topic, tp.partition, offset, expected, expected,
+        )  # fmt: skip
+        M.consumer_rewinds.labels(tp.topic).inc()
+        await self._thread.seek_on_thread(tp, expected)
+        self._read_offset[tp] = expected  # Faust's own gap and drop checks start there too
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self.continuity.seeked(self._thread.sought)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.continuity.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+
+async def in_offset_order(
+    records: AsyncIterator[tuple[TP, Any]],
+    continuity: OffsetContinuity,
+    acked: Callable[[str], bool],
+    rewind: Callable[[TP, int], Awaitable[None]],
+) -> AsyncIterator[tuple[TP, Any]]:
+    """``records`` (one fetch, as Faust's consumer hands them out) judged by ``continuity``:
+    delivered, dropped as stale, or their partition sent back with ``rewind`` and the rest of
+    its records in this fetch dropped. Topics without acks (changelogs) pass untouched."""
+    rewound: set[TP] = set()
+    async for tp, message in records:
+        if tp in rewound:
+            continue
+        if not acked(message.topic):
+            yield tp, message  # changelogs: table recovery reads them its own way
+            continue
+        verdict = continuity.check(tp, message.offset)
+        if verdict is Verdict.DELIVER:
+            yield tp, message
+        elif verdict is Verdict.REWIND:
+            rewound.add(tp)
+            await rewind(tp, message.offset)
+        else:
+            M.consumer_stale_records.labels(message.topic).inc()
 
 
 class Transport(faust_aiokafka.Transport):

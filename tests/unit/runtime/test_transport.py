@@ -57,6 +57,9 @@ class FakeConsumer:
     async def seek_to_beginning(self, tp: TP) -> None:
         self.positions[tp] = "beginning"
 
+    async def position(self, tp: TP) -> int:
+        return 0 if self.positions.get(tp) == "beginning" else int(self.positions[tp])
+
 
 def test_the_seek_back_covers_every_partition_still_assigned() -> None:
     """aiokafka stops at the first revoked partition and skips partitions with nothing
@@ -65,9 +68,11 @@ def test_the_seek_back_covers_every_partition_still_assigned() -> None:
     changelog = TP("app-customers-changelog", 0)
     consumer = FakeConsumer({revoked: 7, after: 12, fresh: None, changelog: None}, {revoked})
     app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={changelog.topic}))
-    committed = asyncio.run(seek_assigned_to_committed(consumer, app))
+    positions: dict[TP, int | None] = {}
+    committed = asyncio.run(seek_assigned_to_committed(consumer, app, positions))
     assert consumer.positions == {after: 12, fresh: "beginning"}  # changelog: recovery's job
     assert committed == {revoked: 7, after: 12, fresh: None, changelog: None}
+    assert positions == {after: 12, fresh: 0}  # where each stream partition now reads from
 
 
 # --- record batches the consumer cannot decode (issue 15 item 1) -----------------------------
