@@ -112,8 +112,9 @@ class Stack:
         return [json.loads(line) for line in self.sends_path.read_text().splitlines() if line]
 
 
-@pytest.fixture
-def stack(broker_url: str, redis_url: str, tmp_path: Path) -> Stack:
+def new_stack(broker_url: str, redis_url: str, tmp_path: Path) -> Stack:
+    """A stack of its own (topics, group, Redis keys, token) in ``tmp_path``: the ``stack``
+    fixture per test; tests/browser builds one per module with it."""
     n = next(_counter)
     run = f"{os.getpid()}x{n}"
     journeys = tmp_path / "journeys"
@@ -131,41 +132,58 @@ def stack(broker_url: str, redis_url: str, tmp_path: Path) -> Stack:
 
 
 @pytest.fixture
+def stack(broker_url: str, redis_url: str, tmp_path: Path) -> Stack:
+    return new_stack(broker_url, redis_url, tmp_path)
+
+
+def launch_worker(
+    stack: Stack,
+    started: list[Worker],
+    name: str = "w0",
+    ready_timeout: float = 60.0,
+    **extra_env: str,
+) -> Worker:
+    """Start a worker process of ``stack`` and wait until it is ready. It is appended to
+    ``started`` before the wait, so the caller stops it even when it never gets ready."""
+    port, public_port = devstack.free_port(), devstack.free_port()
+    data_dir = stack.tmp / name
+    env = stack.env(
+        OMNISTREAM_WEB_PORT=str(port),
+        OMNISTREAM_PUBLIC_PORT=str(public_port),
+        OMNISTREAM_DATA_DIR=str(data_dir),
+        **extra_env,
+    )
+    tokens = [t.strip() for t in env["OMNISTREAM_INTERNAL_TOKENS"].split(",") if t.strip()]
+    log_path = stack.tmp / f"{name}.log"
+    proc, log = devstack.spawn(
+        name, [sys.executable, "-m", "omnistream", "worker"], log_path=log_path, env=env
+    )
+    worker = Worker(
+        proc,
+        f"http://127.0.0.1:{port}",
+        env,
+        log_path,
+        public_url=f"http://127.0.0.1:{public_port}",
+        token=tokens[0] if tokens else None,
+    )
+    started.append(worker)
+    try:  # the public /ready, as an orchestrator's probe asks: no token needed
+        wait_ready(worker.public_url, proc, timeout=ready_timeout)
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}\n--- worker log ---\n{worker.log_tail()}") from None
+    finally:
+        if log is not None:
+            log.close()
+    return worker
+
+
+@pytest.fixture
 def start_worker(stack: Stack) -> Iterator[Callable[..., Worker]]:
     """Factory: start a worker process; every started worker is stopped at teardown."""
     started: list[Worker] = []
 
     def start(name: str = "w0", ready_timeout: float = 60.0, **extra_env: str) -> Worker:
-        port, public_port = devstack.free_port(), devstack.free_port()
-        data_dir = stack.tmp / name
-        env = stack.env(
-            OMNISTREAM_WEB_PORT=str(port),
-            OMNISTREAM_PUBLIC_PORT=str(public_port),
-            OMNISTREAM_DATA_DIR=str(data_dir),
-            **extra_env,
-        )
-        tokens = [t.strip() for t in env["OMNISTREAM_INTERNAL_TOKENS"].split(",") if t.strip()]
-        log_path = stack.tmp / f"{name}.log"
-        proc, log = devstack.spawn(
-            name, [sys.executable, "-m", "omnistream", "worker"], log_path=log_path, env=env
-        )
-        worker = Worker(
-            proc,
-            f"http://127.0.0.1:{port}",
-            env,
-            log_path,
-            public_url=f"http://127.0.0.1:{public_port}",
-            token=tokens[0] if tokens else None,
-        )
-        started.append(worker)
-        try:  # the public /ready, as an orchestrator's probe asks: no token needed
-            wait_ready(worker.public_url, proc, timeout=ready_timeout)
-        except RuntimeError as exc:
-            raise AssertionError(f"{exc}\n--- worker log ---\n{worker.log_tail()}") from None
-        finally:
-            if log is not None:
-                log.close()
-        return worker
+        return launch_worker(stack, started, name, ready_timeout, **extra_env)
 
     yield start
     for worker in started:
