@@ -303,6 +303,14 @@ class M:
         ["reason"],
         registry=REGISTRY,
     )
+    console_test_sends = Counter(
+        "omnistream_console_test_sends_total",
+        "Test messages an operator sent from the console's preview to an address they typed "
+        "(no journey state touched), by channel and result: sent, or the provider's failure "
+        "reason.",
+        ["channel", "result"],
+        registry=REGISTRY,
+    )
     kafka_consumed = Counter(
         "omnistream_kafka_consumed_records_total",
         "Records this worker's consumer handed to streams, by topic.",
@@ -334,6 +342,14 @@ class M:
         "Times a stream partition's next record was ahead of the offset expected (a position "
         "moved past records nobody handled, around a rebalance), by topic: the consumer seeks "
         "back and reads them again instead of committing past them (runtime/continuity.py).",
+        ["topic"],
+        registry=REGISTRY,
+    )
+    consumer_gaps = Counter(
+        "omnistream_consumer_gaps_total",
+        "Offsets a stream partition really lacks (undecodable batches skipped, transaction "
+        "markers, compaction), by topic: committed past once the same jump came back after a "
+        "rewind or the batches were reported undecodable.",
         ["topic"],
         registry=REGISTRY,
     )

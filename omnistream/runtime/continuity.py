@@ -13,19 +13,24 @@ The reverse also happens (records fetched before the seek handed out after it): 
 from the committed offset are then below the read offset and dropped, and handled only after
 the next rebalance, out of order (a sign-up applied after the order that followed it).
 
-``OffsetContinuity`` keeps, per partition, the next offset a stream may receive (reset by every
-seek), and judges each record before Faust sees it:
+``OffsetContinuity`` keeps, per partition, the next offset a stream may receive, and judges
+each record before Faust sees it:
 
 - ``DELIVER``: the expected offset (or nothing is expected yet);
+- ``GAP``: ahead of it for a known reason, delivered after the caller told Faust of the gap
+  (Faust's own gap and drop checks are switched off: it sees every record as the next one);
 - ``STALE``: below it, already handed out since the seek (Faust would drop it too);
-- ``REWIND``: above it, with no known reason. The caller seeks the partition back to the
+- ``REWIND``: ahead of it with no known reason. The caller seeks the partition back to the
   expected offset and drops the rest of that partition's records of this fetch; they are
   fetched again, in order.
 
-A jump is accepted as a real gap when the consumer reported the batches in between as
-undecodable (``skipped``; ``runtime/undecodable.py`` dead-letters them), or when the same jump
-comes back right after a rewind: offsets a broker really does not have (transaction markers,
-compaction) come back identically, a race does not.
+Every seek resets the expectation **on the consumer thread, in the same step as the seek**
+(``seeked``), so a record fetched from the new position is never judged by the old one. A jump
+is accepted as a real gap when the consumer reported the batches in between as undecodable
+(``skipped``; ``runtime/undecodable.py`` dead-letters them), or when the same jump comes back
+right after a rewind: offsets a broker really does not have (transaction markers, compaction)
+come back identically, a race does not. The lock makes each judgement and each reset atomic
+between the two threads.
 """
 
 from __future__ import annotations
@@ -39,76 +44,82 @@ __all__ = ["OffsetContinuity", "Verdict"]
 
 class Verdict(enum.Enum):
     DELIVER = "deliver"
+    GAP = "gap"
     STALE = "stale"
     REWIND = "rewind"
 
 
 class OffsetContinuity:
-    """The next offset each partition's stream may receive; partitions are any hashable key."""
+    """The next offset each partition's stream may receive; partitions are any hashable key.
+    Thread-safe: the consumer thread resets it as it seeks, the app's loop judges records."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._next: dict[Hashable, int] = {}
         self._skipped: dict[Hashable, list[tuple[int, int]]] = {}
-        self._skipped_lock = threading.Lock()  # skips are reported from the consumer thread
         self._suspect: dict[Hashable, tuple[int, int]] = {}
-        self.rewinds = 0
-        self.accepted_gaps = 0
 
     def expected(self, tp: Hashable) -> int | None:
         """The offset ``tp``'s next record must have; None: whatever comes first."""
-        return self._next.get(tp)
+        with self._lock:
+            return self._next.get(tp)
+
+    def expectations(self) -> dict[Hashable, int]:
+        """Every partition's expected offset (where its consumer position belongs)."""
+        with self._lock:
+            return dict(self._next)
 
     def seeked(self, positions: Mapping[Hashable, int | None]) -> None:
-        """The consumer was positioned at these offsets (None: not known, e.g. the beginning)."""
-        for tp, offset in positions.items():
-            self._suspect.pop(tp, None)
-            if offset is None or offset < 0:
-                self._next.pop(tp, None)
-            else:
-                self._next[tp] = offset
+        """The consumer was positioned at these offsets (None: not known)."""
+        with self._lock:
+            for tp, offset in positions.items():
+                self._suspect.pop(tp, None)
+                if offset is None or offset < 0:
+                    self._next.pop(tp, None)
+                else:
+                    self._next[tp] = offset
 
     def forget(self, tps: Iterable[Hashable]) -> None:
         """``tps`` were revoked: whoever owns them next starts from their committed offsets."""
-        for tp in tps:
-            self._next.pop(tp, None)
-            self._suspect.pop(tp, None)
-            with self._skipped_lock:
+        with self._lock:
+            for tp in tps:
+                self._next.pop(tp, None)
+                self._suspect.pop(tp, None)
                 self._skipped.pop(tp, None)
 
     def skipped(self, tp: Hashable, first: int, last: int) -> None:
-        """The consumer skipped ``first..last`` of ``tp`` on purpose (an undecodable batch).
-        Thread-safe: called on the consumer thread while it decodes."""
-        with self._skipped_lock:
+        """The consumer skipped ``first..last`` of ``tp`` on purpose (an undecodable batch)."""
+        with self._lock:
             self._skipped.setdefault(tp, []).append((first, last))
 
-    def check(self, tp: Hashable, offset: int) -> Verdict:
-        """Judge the record at ``offset`` of ``tp`` (and count it as handed out if delivered)."""
-        expected = self._next.get(tp)
-        if expected is None or offset == expected:
-            return self._deliver(tp, offset)
-        if offset < expected:
-            return Verdict.STALE
-        if self._covered(tp, expected, offset) or self._suspect.get(tp) == (expected, offset):
-            self.accepted_gaps += 1
-            return self._deliver(tp, offset)
-        self._suspect[tp] = (expected, offset)
-        self.rewinds += 1
-        return Verdict.REWIND
+    def check(self, tp: Hashable, offset: int) -> tuple[Verdict, int | None]:
+        """Judge the record at ``offset`` of ``tp``; the offset that was expected comes along
+        (for a ``GAP``, the gap is ``expected .. offset - 1``; for a ``REWIND``, the place to
+        fetch again from). A delivered record moves the expectation past it."""
+        with self._lock:
+            expected = self._next.get(tp)
+            if expected is None or offset == expected:
+                return self._deliver(tp, offset, Verdict.DELIVER), expected
+            if offset < expected:
+                return Verdict.STALE, expected
+            if self._covered(tp, expected, offset) or self._suspect.get(tp) == (expected, offset):
+                return self._deliver(tp, offset, Verdict.GAP), expected
+            self._suspect[tp] = (expected, offset)
+            return Verdict.REWIND, expected
 
-    def _deliver(self, tp: Hashable, offset: int) -> Verdict:
+    def _deliver(self, tp: Hashable, offset: int, verdict: Verdict) -> Verdict:
         self._next[tp] = offset + 1
         self._suspect.pop(tp, None)
-        return Verdict.DELIVER
+        return verdict
 
     def _covered(self, tp: Hashable, start: int, end: int) -> bool:
         """Whether reported skips cover every offset in ``start..end-1`` (then forget them)."""
-        with self._skipped_lock:
-            ranges = sorted(self._skipped.get(tp, []))
-            position = start
-            for first, last in ranges:
-                if first <= position <= last:
-                    position = last + 1
-            if position < end:
-                return False
-            self._skipped[tp] = [(first, last) for first, last in ranges if last >= end]
-            return True
+        ranges = sorted(self._skipped.get(tp, []))
+        position = start
+        for first, last in ranges:
+            if first <= position <= last:
+                position = last + 1
+        if position < end:
+            return False
+        self._skipped[tp] = [(first, last) for first, last in ranges if last >= end]
+        return True

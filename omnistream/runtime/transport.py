@@ -89,20 +89,23 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         # Faust's type says int; aiokafka (and this) give None for "nothing committed".
-        positions: dict[TP, int | None] = {}
+        continuity = cast("Consumer", self.consumer).continuity
         committed = await self.call_thread(
-            seek_assigned_to_committed, self._ensure_consumer(), self.app, positions
+            seek_assigned_to_committed, self._ensure_consumer(), self.app, continuity
         )
-        self.sought = positions
         return cast(Mapping[Any, int], committed)
-
-    sought: dict[TP, int | None] = {}  # noqa: RUF012 (replaced, never mutated)
-    """Where the last seek back put each partition (``Consumer.perform_seek`` reads it)."""
 
     async def seek_on_thread(self, tp: TP, offset: int) -> None:
         """Seek on the consumer's own thread (aiokafka is not thread-safe); a partition
         revoked meanwhile is left alone."""
         await self.call_thread(_seek, self._ensure_consumer(), tp, offset)
+
+    async def align_positions(self) -> list[TP]:
+        """Seek every stream partition whose position ran past its expected offset back to it
+        (records fetched and dropped while the flow was stopped, after the seek); returns them.
+        Without this a quiet partition would keep them unread until its next record."""
+        continuity = cast("Consumer", self.consumer).continuity
+        return cast(list[TP], await self.call_thread(_align, self._ensure_consumer(), continuity))
 
 
 async def _seek(consumer: Any, tp: TP, offset: int) -> None:
@@ -112,8 +115,24 @@ async def _seek(consumer: Any, tp: TP, offset: int) -> None:
         pass
 
 
+async def _align(consumer: Any, continuity: OffsetContinuity) -> list[TP]:
+    assigned = consumer.assignment()
+    moved = []
+    for tp, expected in continuity.expectations().items():
+        if tp not in assigned:
+            continue
+        try:
+            position = await consumer.position(tp)
+            if position is not None and position > expected:
+                consumer.seek(tp, expected)
+                moved.append(tp)
+        except IllegalStateError:  # revoked meanwhile
+            continue
+    return moved
+
+
 async def seek_assigned_to_committed(
-    consumer: Any, app: Any, positions: dict[TP, int | None] | None = None
+    consumer: Any, app: Any, continuity: OffsetContinuity | None = None
 ) -> dict[TP, int | None]:
     """Faust drops the records it fetched while its flow was stopped (a rebalance) and seeks
     back with aiokafka's ``seek_to_committed``, which has two holes, each losing those records:
@@ -127,8 +146,8 @@ async def seek_assigned_to_committed(
     beginning, as ``auto_offset_reset=earliest`` would. Changelog partitions are left alone:
     table recovery positions those itself.
 
-    ``positions`` receives where each stream partition now is (the committed offset, or the
-    beginning resolved to an offset), for ``OffsetContinuity``.
+    ``continuity`` learns where each stream partition now is (the committed offset, or the
+    beginning resolved to an offset) in the same step as the seek (``runtime/continuity.py``).
     """
     changelogs: set[str] = set(app.tables.changelog_topics)  # topic names
     committed: dict[TP, int | None] = {}
@@ -144,10 +163,10 @@ async def seek_assigned_to_committed(
                 position = await consumer.position(tp)
             else:
                 continue
+            if continuity is not None:
+                continuity.seeked({tp: position})
         except IllegalStateError:  # revoked while we awaited its offset
             continue
-        if positions is not None:
-            positions[tp] = position
     return committed
 
 
@@ -199,23 +218,36 @@ class Consumer(faust_aiokafka.Consumer):
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
         records = super().getmany(timeout)
         acked = self.app.topics.acks_enabled_for
-        async for tp, message in in_offset_order(records, self.continuity, acked, self._rewind):
+        read_offset = self._read_offset
+        judged = in_offset_order(
+            records, self.continuity, acked, self._rewind, self._add_gap, self._flowing
+        )
+        async for tp, message in judged:
+            if acked(message.topic):
+                read_offset[tp] = message.offset  # Faust sees the next record: no gap, no drop
             yield tp, message
 
-    async def _rewind(self, tp: TP, offset: int) -> None:
-        expected = self.continuity.expected(tp)
-        assert expected is not None  # REWIND means an offset was expected
+    def _flowing(self) -> bool:
+        return self.flow_active
+
+    async def _rewind(self, tp: TP, offset: int, expected: int) -> None:
         log.warning(
             "%s[%d]: read offset %d where %d was next; fetching again from %d",
             tp.topic, tp.partition, offset, expected, expected,
         )  # fmt: skip
         M.consumer_rewinds.labels(tp.topic).inc()
         await self._thread.seek_on_thread(tp, expected)
-        self._read_offset[tp] = expected  # Faust's own gap and drop checks start there too
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
-        self.continuity.seeked(self._thread.sought)
+        for tp in await self._thread.align_positions():
+            M.consumer_rewinds.labels(tp.topic).inc()
+            log.info("%s[%d]: position was past unread records; sought back", tp.topic,
+                     tp.partition)  # fmt: skip
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.continuity.seeked({partition: offset})
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.continuity.forget(revoked)
@@ -226,24 +258,35 @@ async def in_offset_order(
     records: AsyncIterator[tuple[TP, Any]],
     continuity: OffsetContinuity,
     acked: Callable[[str], bool],
-    rewind: Callable[[TP, int], Awaitable[None]],
+    rewind: Callable[[TP, int, int], Awaitable[None]],
+    add_gap: Callable[[TP, int, int], Awaitable[None]],
+    flowing: Callable[[], bool],
 ) -> AsyncIterator[tuple[TP, Any]]:
     """``records`` (one fetch, as Faust's consumer hands them out) judged by ``continuity``:
-    delivered, dropped as stale, or their partition sent back with ``rewind`` and the rest of
-    its records in this fetch dropped. Topics without acks (changelogs) pass untouched."""
+    delivered (after ``add_gap`` for a known gap), dropped as stale, or their partition sent
+    back with ``rewind(tp, offset, expected)`` and the rest of its records in this fetch
+    dropped. While the flow is stopped (a rebalance) nothing is judged or delivered: Faust
+    would drop the record, and the seek that ends the rebalance puts the position back.
+    Topics without acks (changelogs) pass untouched."""
     rewound: set[TP] = set()
     async for tp, message in records:
-        if tp in rewound:
-            continue
         if not acked(message.topic):
             yield tp, message  # changelogs: table recovery reads them its own way
             continue
-        verdict = continuity.check(tp, message.offset)
+        if tp in rewound or not flowing():
+            continue
+        verdict, expected = continuity.check(tp, message.offset)
         if verdict is Verdict.DELIVER:
             yield tp, message
+        elif verdict is Verdict.GAP:
+            assert expected is not None
+            M.consumer_gaps.labels(message.topic).inc()
+            await add_gap(tp, expected, message.offset - 1)
+            yield tp, message
         elif verdict is Verdict.REWIND:
+            assert expected is not None
             rewound.add(tp)
-            await rewind(tp, message.offset)
+            await rewind(tp, message.offset, expected)
         else:
             M.consumer_stale_records.labels(message.topic).inc()
 

@@ -22,6 +22,7 @@ from aiokafka.structs import TopicPartition as TP
 
 from omnistream.observability.metrics import REGISTRY
 from omnistream.runtime import undecodable
+from omnistream.runtime.continuity import OffsetContinuity
 from omnistream.runtime.dlq import DeadLetter
 from omnistream.runtime.transport import SCHEME, driver_url, seek_assigned_to_committed
 from omnistream.runtime.undecodable import UNDECODABLE_BATCH, UndecodableBatch, tolerate
@@ -68,11 +69,13 @@ def test_the_seek_back_covers_every_partition_still_assigned() -> None:
     changelog = TP("app-customers-changelog", 0)
     consumer = FakeConsumer({revoked: 7, after: 12, fresh: None, changelog: None}, {revoked})
     app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={changelog.topic}))
-    positions: dict[TP, int | None] = {}
-    committed = asyncio.run(seek_assigned_to_committed(consumer, app, positions))
+    continuity = OffsetContinuity()
+    continuity.seeked({after: 40, fresh: 9})  # before the rebalance
+    committed = asyncio.run(seek_assigned_to_committed(consumer, app, continuity))
     assert consumer.positions == {after: 12, fresh: "beginning"}  # changelog: recovery's job
     assert committed == {revoked: 7, after: 12, fresh: None, changelog: None}
-    assert positions == {after: 12, fresh: 0}  # where each stream partition now reads from
+    # each seek also moved what the streams expect next, in the same step
+    assert continuity.expectations() == {after: 12, fresh: 0}
 
 
 # --- record batches the consumer cannot decode (issue 15 item 1) -----------------------------
