@@ -23,6 +23,7 @@ _fetch_records``; why and how in ``runtime/undecodable.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import cached_property
@@ -216,6 +217,9 @@ class Consumer(faust_aiokafka.Consumer):
         return OffsetContinuity()
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
+        if self.flow_active and not self.app.flow_control.is_active():
+            await asyncio.sleep(0.05)  # a rebalance or recovery holds the streams: read later
+            return
         records = super().getmany(timeout)
         acked = self.app.topics.acks_enabled_for
         read_offset = self._read_offset
@@ -228,14 +232,17 @@ class Consumer(faust_aiokafka.Consumer):
             yield tp, message
 
     def _flowing(self) -> bool:
-        return self.flow_active
+        """Faust keeps what it reads now: its consumer flow runs and the app's flow control
+        is not suspended (on resuming, Faust clears the stream queues of what came in)."""
+        return bool(self.flow_active and self.app.flow_control.is_active())
 
     async def _rewind(self, tp: TP, offset: int, expected: int) -> None:
-        log.warning(
-            "%s[%d]: read offset %d where %d was next; fetching again from %d",
-            tp.topic, tp.partition, offset, expected, expected,
-        )  # fmt: skip
-        M.consumer_rewinds.labels(tp.topic).inc()
+        if offset != expected:
+            log.warning(
+                "%s[%d]: read offset %d where %d was next; fetching again from %d",
+                tp.topic, tp.partition, offset, expected, expected,
+            )  # fmt: skip
+            M.consumer_rewinds.labels(tp.topic).inc()
         await self._thread.seek_on_thread(tp, expected)
 
     async def perform_seek(self) -> None:
@@ -265,15 +272,21 @@ async def in_offset_order(
     """``records`` (one fetch, as Faust's consumer hands them out) judged by ``continuity``:
     delivered (after ``add_gap`` for a known gap), dropped as stale, or their partition sent
     back with ``rewind(tp, offset, expected)`` and the rest of its records in this fetch
-    dropped. While the flow is stopped (a rebalance) nothing is judged or delivered: Faust
-    would drop the record, and the seek that ends the rebalance puts the position back.
-    Topics without acks (changelogs) pass untouched."""
+    dropped. While the streams are held (a rebalance, a recovery) nothing is judged or
+    delivered, as Faust would drop it; the partition goes back to the first record held back,
+    so a quiet partition does not keep it unread. Topics without acks (changelogs) pass
+    untouched."""
     rewound: set[TP] = set()
     async for tp, message in records:
         if not acked(message.topic):
             yield tp, message  # changelogs: table recovery reads them its own way
             continue
-        if tp in rewound or not flowing():
+        if tp in rewound:
+            continue
+        if not flowing():
+            rewound.add(tp)
+            expected = continuity.expected(tp)
+            await rewind(tp, message.offset, message.offset if expected is None else expected)
             continue
         verdict, expected = continuity.check(tp, message.offset)
         if verdict is Verdict.DELIVER:
