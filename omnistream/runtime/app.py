@@ -15,6 +15,7 @@ import faust
 import redis.asyncio as aioredis
 
 from omnistream.config import Settings
+from omnistream.console import routes as console_routes
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime import dlq, transport, undecodable
@@ -206,6 +207,7 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     reload.install(runtime)
     listeners.install(runtime)  # token check on the internal routes, public /webhooks
     customer_api.install(runtime)
+    console_routes.install(runtime)  # /console on the internal listener (docs/console.md)
     web.install(runtime)
     observers.install(runtime)
     return runtime

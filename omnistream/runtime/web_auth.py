@@ -7,6 +7,12 @@ decorator per route: it runs before any view (so before table routing forwards a
 before a row is read), and a route added later is closed unless someone opens it on purpose.
 No token configured means every request is refused: a forgotten setting never opens the data.
 The one exception is ``/metrics`` when ``OMNISTREAM_METRICS_OPEN=true``.
+
+The console (``/console...``, docs/console.md) is for browsers, which cannot send a bearer
+header: there the same tokens are also accepted from the HttpOnly cookie that
+``POST /console/login`` sets (compared the same way). The cookie opens ``/console...`` only, never
+the JSON routes; ``/console/login`` itself is open (it checks the token it is given), and a
+refused console request gets an HTML page with the login form instead of JSON.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from omnistream.config import Settings
+from omnistream.console.pages_auth import login_required
 from omnistream.observability.metrics import M
 
 __all__ = [
+    "CONSOLE_COOKIE",
+    "CONSOLE_LOGIN",
     "Handler",
     "Middleware",
     "Refusal",
     "check_bearer",
+    "check_cookie",
     "internal_auth",
+    "is_console",
     "warn_if_unconfigured",
 ]
 
@@ -38,6 +49,9 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 Refusal = Literal["missing", "invalid", "unconfigured"]
 
 REALM: Final = 'Bearer realm="omnistream-internal"'
+CONSOLE: Final = "/console"
+CONSOLE_LOGIN: Final = "/console/login"
+CONSOLE_COOKIE: Final = "omnistream_console"
 
 
 def check_bearer(header: str | None, tokens: Sequence[SecretStr]) -> Refusal | None:
@@ -51,11 +65,29 @@ def check_bearer(header: str | None, tokens: Sequence[SecretStr]) -> Refusal | N
     scheme, _, presented = (header or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return "missing"
-    given = presented.strip().encode("utf-8", "surrogateescape")
+    return None if _known(presented.strip(), tokens) else "invalid"
+
+
+def check_cookie(value: str | None, tokens: Sequence[SecretStr]) -> Refusal | None:
+    """Why a console cookie is refused, or ``None`` when it carries a known token."""
+    if not tokens:
+        return "unconfigured"
+    if not value:
+        return "missing"
+    return None if _known(value, tokens) else "invalid"
+
+
+def _known(presented: str, tokens: Sequence[SecretStr]) -> bool:
+    given = presented.encode("utf-8", "surrogateescape")
     matched = False
     for token in tokens:
         matched |= hmac.compare_digest(given, token.get_secret_value().encode())
-    return None if matched else "invalid"
+    return matched
+
+
+def is_console(path: str) -> bool:
+    """Is ``path`` one of the console's (where the cookie is accepted)?"""
+    return path == CONSOLE or path.startswith(f"{CONSOLE}/")
 
 
 def _refused(reason: Refusal) -> web.Response:
@@ -64,6 +96,12 @@ def _refused(reason: Refusal) -> web.Response:
         {"error": "unauthorized", "reason": reason},
         status=401,
         headers={"WWW-Authenticate": challenge},
+    )
+
+
+def _console_refused() -> web.Response:
+    return web.Response(
+        text=login_required(), status=401, content_type="text/html", charset="utf-8"
     )
 
 
@@ -76,10 +114,15 @@ def internal_auth(settings: Settings) -> Middleware:
     async def authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "GET" and request.path in open_paths:
             return await handler(request)
+        console = is_console(request.path)
+        if console and request.path == CONSOLE_LOGIN:  # checks the token it is given
+            return await handler(request)
         refusal = check_bearer(request.headers.get("Authorization"), tokens)
+        if refusal is not None and console:
+            refusal = check_cookie(request.cookies.get(CONSOLE_COOKIE), tokens)
         if refusal is not None:
             M.internal_requests_refused.labels(refusal).inc()
-            return _refused(refusal)
+            return _console_refused() if console else _refused(refusal)
         return await handler(request)
 
     return authorize
