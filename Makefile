@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test test-unit lint format bench soak lock clean browser-deps
+.PHONY: help install dev test test-unit lint format bench soak lock clean browser-deps vendor-console
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,17 @@ lock: $(BIN)/python ## Re-resolve the pinned versions into constraints.txt (deli
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^omnistream' > constraints.txt
 	@touch $(STAMP)
+
+# The console's graph layout library, vendored (no CDN): elkjs from npm (EPL-2.0, licence copied
+# next to it). The files are committed; this re-fetches them, e.g. to move to a new version.
+ELKJS_VERSION ?= 0.12.1
+CONSOLE_STATIC := omnistream/console/static
+vendor-console: ## Re-fetch the console's vendored elkjs from npm into the package (committed)
+	@tmp=$$(mktemp -d) && \
+	  (cd $$tmp && npm pack --silent elkjs@$(ELKJS_VERSION) >/dev/null && tar xzf elkjs-$(ELKJS_VERSION).tgz) && \
+	  cp $$tmp/package/lib/elk.bundled.js $(CONSOLE_STATIC)/elk.bundled.js && \
+	  cp $$tmp/package/LICENSE.md $(CONSOLE_STATIC)/elk.LICENSE.md && \
+	  rm -rf $$tmp && echo "elkjs $(ELKJS_VERSION) -> $(CONSOLE_STATIC)/elk.bundled.js"
 
 clean: ## Remove the virtualenv, caches and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
