@@ -183,6 +183,7 @@ def run_dev(options: DevOptions, echo: Callable[[str], None] = print) -> int:
         echo(f"worker ready: {ready['assigned_partitions']} topic partitions, journeys {journeys}")
         echo(f"internal (token): {base}/metrics  {base}/ready  {base}/customers/<key>")
         echo(f"internal token: {listeners.token}  (Authorization: Bearer <token>)")
+        echo(f"console: {base}/console/login  (paste the internal token; docs/console.md)")
         echo(f"public: {listeners.public_url}/webhooks/<provider>  {listeners.public_url}/health")
         traffic_argv = [
             python, "-m", "omnistream", "demo-traffic",
