@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
+from omnistream.console.figures import journey_figures, overview
 from omnistream.console.graph import graph_model, layered_layout
+from omnistream.console.live import local_cells
 from omnistream.console.live_figures import merge, scan
 from omnistream.console.markup import Markup, esc, tag
 from omnistream.console.pages_customer import customer_page, dlq_page, preview_page
@@ -17,11 +21,13 @@ from omnistream.console.pages_journeys import journey_page, journeys_page, svg_g
 from omnistream.console.preview import TEST_PREFIX, outgoing_for_test, render_step
 from omnistream.domain.journey_events import JourneyEvent
 from omnistream.domain.journey_stats import cells_in_window, count, summary
+from omnistream.domain.journey_stats import merge as merge_cells
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState, Instance, Timer
 from omnistream.journey.loader import load_catalog
 from omnistream.journey.model import Catalog, SendStep
 from omnistream.runtime.customer_api import customer_view
+from omnistream.runtime.journey_events import journey_stats, journeys_overview
 
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
 EVIL = "<script>alert('x')</script>"
@@ -270,3 +276,38 @@ def test_dlq_page_groups_by_reason_and_escapes_details() -> None:
     html = dlq_page(records, "note")
     assert html.count('data-testid="dlq-row"') == 2 and "invalid_json: 2" in html
     assert "<script>alert" not in html
+
+
+def stats_runtime(catalog: Catalog, owned: set[int]) -> Any:
+    """A runtime with the stats table as a dict, split over 2 partitions, owning ``owned``."""
+    table: dict[bytes, bytes] = {}
+    for n, rec in enumerate(scripted()):
+        partition = n % 2
+        for bucket, cells_ in count([rec])["promo"].items():
+            key = f"promo\x1f{bucket}\x1f{partition}".encode()
+            current = orjson.loads(table[key]) if key in table else {}
+            table[key] = orjson.dumps(merge_cells(current, cells_))
+    topic = "omni.journey-events"
+    actives = [SimpleNamespace(topic=topic, partition=p) for p in owned]
+    return SimpleNamespace(
+        catalog=catalog,
+        journey_stats=table,
+        settings=SimpleNamespace(journey_events_topic=topic),
+        app=SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: actives)),
+    )
+
+
+def test_console_figures_equal_the_stats_route_for_one_worker(catalog: Catalog) -> None:
+    runtime = stats_runtime(catalog, {0, 1})
+    for window in ("day", "version"):
+        cells_, owned = local_cells(runtime, window, NOW)
+        assert owned == {0, 1}
+        mine = journey_figures(catalog, "promo", cells_["promo"], window, NOW)
+        assert mine == journey_stats(runtime, "promo", NOW, window)
+        assert overview(catalog, cells_, window, NOW) == journeys_overview(runtime, NOW, window)
+
+
+def test_each_worker_contributes_only_the_partitions_it_owns(catalog: Catalog) -> None:
+    halves = [local_cells(stats_runtime(catalog, {p}), "day", NOW)[0]["promo"] for p in (0, 1)]
+    whole = local_cells(stats_runtime(catalog, {0, 1}), "day", NOW)[0]["promo"]
+    assert halves[0] != whole and merge_cells(merge_cells({}, halves[0]), halves[1]) == whole
