@@ -79,6 +79,17 @@ class OffsetContinuity:
                 else:
                     self._next[tp] = offset
 
+    def held_back(self, lowest: Mapping[Hashable, int]) -> dict[Hashable, int]:
+        """Records from these offsets on were handed out but thrown away before a stream took
+        them (Faust clears its stream queues when it resumes the flow): expect them again.
+        Returns where each partition must be read from now."""
+        with self._lock:
+            for tp, offset in lowest.items():
+                current = self._next.get(tp)
+                self._next[tp] = offset if current is None else min(current, offset)
+                self._suspect.pop(tp, None)
+            return {tp: self._next[tp] for tp in lowest}
+
     def forget(self, tps: Iterable[Hashable]) -> None:
         """``tps`` were revoked: whoever owns them next starts from their committed offsets."""
         with self._lock:

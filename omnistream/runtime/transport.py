@@ -46,6 +46,7 @@ __all__ = [
     "Transport",
     "driver_url",
     "in_offset_order",
+    "queued_offsets",
     "register",
     "seek_assigned_to_committed",
 ]
@@ -210,11 +211,41 @@ class Consumer(faust_aiokafka.Consumer):
     _thread: ConsumerThread
 
     def _new_consumer_thread(self) -> ConsumerThread:
+        self.continuity  # noqa: B018 (made here, on the app's loop, before the thread exists)
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @cached_property
     def continuity(self) -> OffsetContinuity:
+        self._guard_queue_clears()
         return OffsetContinuity()
+
+    def _guard_queue_clears(self) -> None:
+        """Faust's flow control clears every stream queue whenever it resumes, also when the
+        queues hold records read after the rebalance's seek (table recovery seeks with the
+        flow running, then resumes): those records were lost for good (the failover test's
+        stall). Before each clear, note the lowest offset still queued per partition and read
+        the partitions again from there."""
+        flow_control = self.app.flow_control
+        original = flow_control.clear
+
+        def clear() -> None:
+            lowest = queued_offsets(flow_control, self.app.topics.acks_enabled_for)
+            original()
+            if lowest:
+                for tp, offset in self.continuity.held_back(lowest).items():
+                    self._reseeks.add(asyncio.ensure_future(self._reseek(tp, offset)))
+
+        flow_control.clear = clear  # type: ignore[method-assign]
+
+    @cached_property
+    def _reseeks(self) -> set[asyncio.Future[None]]:
+        return set()  # kept referenced until done
+
+    async def _reseek(self, tp: TP, offset: int) -> None:
+        try:
+            await self._thread.seek_on_thread(tp, offset)
+        finally:
+            self._reseeks.difference_update({f for f in self._reseeks if f.done()})
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:  # noqa: ASYNC109
         if self.flow_active and not self.app.flow_control.is_active():
@@ -259,6 +290,20 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.continuity.forget(revoked)
         await super().on_partitions_revoked(revoked)
+
+
+def queued_offsets(flow_control: Any, acked: Callable[[str], bool]) -> dict[TP, int]:
+    """The lowest offset per partition among the events waiting in the stream queues that
+    ``flow_control`` manages (topics with acks only)."""
+    lowest: dict[TP, int] = {}
+    for queue in list(flow_control._queues):
+        for event in list(getattr(queue, "_queue", ())):
+            message = getattr(event, "message", None)
+            if message is None or not acked(message.topic):
+                continue
+            tp = message.tp
+            lowest[tp] = min(lowest.get(tp, message.offset), message.offset)
+    return lowest
 
 
 async def in_offset_order(

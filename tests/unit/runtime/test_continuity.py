@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from aiokafka.structs import TopicPartition as TP
 
 from omnistream.runtime.continuity import OffsetContinuity, Verdict
-from omnistream.runtime.transport import _align, in_offset_order
+from omnistream.runtime.transport import _align, in_offset_order, queued_offsets
 
 A = TP("events.app", 2)
 B = TP("events.app", 3)
@@ -177,3 +178,41 @@ def test_after_the_seek_a_position_past_unread_records_is_put_back() -> None:
     moved = asyncio.run(_align(consumer, c))
     assert moved == [A]
     assert consumer.sought == {A: 0}
+
+
+@dataclass
+class QueuedMessage:
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass
+class QueuedEvent:
+    message: QueuedMessage
+
+
+def test_records_queued_when_faust_clears_its_stream_queues_are_expected_again() -> None:
+    """Faust clears the stream queues when it resumes the flow, also of records read after
+    the rebalance's seek: note the lowest queued offset per partition and read from there."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    for event in (
+        QueuedEvent(QueuedMessage(A.topic, A.partition, 4)),
+        QueuedEvent(QueuedMessage(A.topic, A.partition, 5)),
+        QueuedEvent(QueuedMessage(B.topic, B.partition, 9)),
+        QueuedEvent(QueuedMessage(CHANGELOG.topic, CHANGELOG.partition, 1)),
+        "not an event",
+    ):
+        queue.put_nowait(event)
+    flow_control = SimpleNamespace(_queues={queue})
+    lowest = queued_offsets(flow_control, lambda t: "changelog" not in t)
+    assert lowest == {A: 4, B: 9}
+    c = OffsetContinuity()
+    c.seeked({A: 6, B: 3})  # A delivered up to 5, B expects 3 (rewound earlier)
+    assert c.held_back(lowest) == {A: 4, B: 3}
+    got, rewinds = run([(A, 6)], c)  # the position ran on: sent back to 4
+    assert got == [] and rewinds == [(A, 4)]
