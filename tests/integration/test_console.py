@@ -23,6 +23,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from omnistream.runtime.partitions import partition_of
+
 from .conftest import Stack, Worker, launch_worker, new_stack, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -291,21 +293,50 @@ def test_every_customer_page_answers_on_one_worker_with_an_inert_timeline(fleet:
     assert "greet" in body and "hold" in body  # the step records and the live instance
 
 
-def test_preview_and_test_send_through_the_real_provider(fleet: Fleet) -> None:
-    w0, customer = fleet.workers[0], CUSTOMERS[5]
+def owned_by(worker: Worker, customers: list[str]) -> list[str]:
+    """The customers whose row ``worker`` holds (Faust assigns the equally partitioned topics
+    together, so its journey-events partitions are its customers partitions)."""
+    status, body = worker.fetch("/console/api/live?window=day")
+    assert status == 200, body
+    partitions = set(orjson.loads(body)["stats_partitions"])
+    return [c for c in customers if partition_of(c.encode(), 4) in partitions]
+
+
+def console_test_sends(workers: list[Worker]) -> float:
+    pattern = r'omnistream_console_test_sends_total\{channel="email",result="sent"\} ([\d.]+)'
+    return sum(float(m[1]) for w in workers if (m := re.search(pattern, w.metrics())))
+
+
+def instances_table(html: str) -> list[str]:
+    return re.findall(r'data-testid="customer-instances".*?</table>', html, re.S)
+
+
+def test_preview_and_test_send_forwarded_to_the_owner_and_its_provider(fleet: Fleet) -> None:
+    w0, w1 = fleet.workers
+    remote = [c for c in owned_by(w1, CUSTOMERS[len(BUYERS) : -1])]
+    assert remote, "w1 holds none of the waiting customers"
+    customer = remote[0]  # asked on w0: the preview and the POST are forwarded to w1
     path = f"/console/journeys/welcome/steps/greet/preview?customer={customer}"
     status, body, _ = request(w0, path, cookie=w0.token)
     assert status == 200 and f"Hello Name-{customer}!" in body, body
     csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', body)
     assert csrf, body
+    status, body, _ = request(w0, "/console/journeys/welcome/steps/greet/preview", bearer=True)
+    assert status == 200 and "Hello friend!" in body  # no customer: an empty profile
     action = "/console/journeys/welcome/steps/greet/test-send"
     form = {"channel": "email", "customer": customer, "address": "ops@example.org"}
     status, body, _ = request(w0, action, cookie=w0.token, form=form)  # no CSRF token
     assert status == 403
-    before = request(w0, f"/console/customers/{customer}", cookie=w0.token)[1]
-    origin = w0.base_url
+    status, _, _ = request(  # another site's page posting with the operator's cookie
+        w0, action, cookie=w0.token, form={**form, "csrf": csrf[1]}, origin="http://evil.test"
+    )
+    assert status == 403
+    before, sent_before = (
+        request(w0, f"/console/customers/{customer}", bearer=True)[1],
+        (console_test_sends(fleet.workers)),
+    )
     status, body, _ = request(
-        w0, action, cookie=w0.token, form={**form, "csrf": csrf.group(1)}, origin=origin
+        w0, action, cookie=w0.token, form={**form, "csrf": csrf[1]}, origin=w0.base_url
     )
     assert status == 200 and 'data-testid="test-send-result"' in body and "Test sent" in body
     wait_until(
@@ -316,9 +347,9 @@ def test_preview_and_test_send_through_the_real_provider(fleet: Fleet) -> None:
     (sent,) = [s for s in fleet.stack.sends() if s.get("to") == "ops@example.org"]
     assert str(sent.get("send_id", "")).startswith("console-test-"), sent
     assert str(sent.get("subject", "")).startswith("[TEST] Welcome"), sent
-    after = request(w0, f"/console/customers/{customer}", cookie=w0.token)[1]
-    live_rows = lambda html: re.findall(r'data-testid="customer-instances".*?</table>', html, re.S)  # noqa: E731
-    assert live_rows(before) == live_rows(after)  # no journey state touched
+    assert console_test_sends(fleet.workers) == sent_before + 1
+    after = request(w0, f"/console/customers/{customer}", bearer=True)[1]
+    assert instances_table(before) == instances_table(after) != []  # no journey state touched
 
 
 def test_dlq_page_lists_the_rejected_record(fleet: Fleet) -> None:
