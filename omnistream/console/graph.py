@@ -69,10 +69,6 @@ def _bump(into: dict[str, dict[str, float]], group: str, name: str, n: float) ->
     inner[name] = inner.get(name, 0) + n
 
 
-def _kind_of(step: AnyStep) -> str:
-    return step.type
-
-
 def _label(step: AnyStep) -> str:
     if isinstance(step, SendStep):
         return f"send {' → '.join(step.channels)} ({step.category})"
@@ -106,7 +102,7 @@ def _node(
     total = sum(paths.values())
     return {
         "id": step.id,
-        "type": _kind_of(step),
+        "type": step.type,
         "label": _label(step),
         "entered": entered,
         "waiting": int(waiting_now),

@@ -22,9 +22,9 @@ from aiohttp import web
 
 from omnistream.clock import utcnow
 from omnistream.console.forward import forwarded, on_owner
-from omnistream.console.markup import page, tag
 from omnistream.console.pages_customer import preview_page
 from omnistream.console.preview import Rendered, outgoing_for_test, render_step
+from omnistream.console.responses import html, problem
 from omnistream.console.session import csrf_token, csrf_valid, same_origin
 from omnistream.domain.state import CustomerState
 from omnistream.journey.model import Journey, SendStep
@@ -41,14 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_ADDRESS: Final = 512
 EMPTY_KEY: Final = "console-preview"
-
-
-def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
-
-
-def _problem(title: str, detail: str, status: int) -> web.Response:
-    return _html(page(title, tag("p", detail, class_="error", data_testid="problem")), status)
 
 
 class PreviewRoutes:
@@ -86,11 +78,11 @@ class PreviewRoutes:
     ) -> web.Response:  # fmt: skip
         state = self._state(customer)
         if state is None:
-            return _problem("Unknown customer", f"No customer {customer!r}.", 404)
+            return problem("Unknown customer", f"No customer {customer!r}.", 404)
         rendered = render_step(self.runtime.catalog, journey, step, state, utcnow())
         cookie = request.cookies.get(CONSOLE_COOKIE)
         csrf = csrf_token(cookie) if cookie else None
-        return _html(preview_page(journey.id, step.id, customer, rendered, csrf, notice))
+        return html(preview_page(journey.id, step.id, customer, rendered, csrf, notice))
 
     def _refusal(self, request: web.Request, form: Mapping[str, Any]) -> str | None:
         """Why a test send is refused as cross-site, or ``None``."""
@@ -110,12 +102,12 @@ class PreviewRoutes:
         form = await request.post()
         refusal = self._refusal(request, form)
         if refusal is not None:
-            return _problem("Test send refused", refusal, 403)
+            return problem("Test send refused", refusal, 403)
         customer = str(form.get("customer", "")).strip()
         channel = str(form.get("channel", ""))
         address = str(form.get("address", "")).strip()
         if not address or len(address) > MAX_ADDRESS:
-            return _problem("No address", f"Give an address (at most {MAX_ADDRESS} chars).", 400)
+            return problem("No address", f"Give an address (at most {MAX_ADDRESS} chars).", 400)
 
         async def here() -> web.StreamResponse:
             notice = await self._send(journey, step, customer, channel, address)

@@ -29,10 +29,10 @@ from omnistream.console.figures import WINDOW_CHOICES, journey_figures, overview
 from omnistream.console.forward import on_owner
 from omnistream.console.graph import graph_model
 from omnistream.console.live import LIVE_PATH, fleet_figures, local_figures
-from omnistream.console.markup import Markup, page, tag
 from omnistream.console.pages_auth import login_page
 from omnistream.console.preview_routes import PreviewRoutes
 from omnistream.console.reads import customer_records, dead_letters
+from omnistream.console.responses import html, problem
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
 from omnistream.runtime.customer_api import customer_view
@@ -52,16 +52,6 @@ STATIC: Final = {
     "elk.LICENSE.md": "text/markdown",
 }
 """Every asset the console serves, all shipped in the package (no CDN)."""
-
-
-def html(body: Markup, status: int = 200, **headers: str) -> web.Response:
-    return web.Response(
-        text=body, status=status, content_type="text/html", charset="utf-8", headers=headers
-    )
-
-
-def problem(title: str, detail: str, status: int) -> web.Response:
-    return html(page(title, tag("p", detail, class_="error", data_testid="problem")), status)
 
 
 class Console:
