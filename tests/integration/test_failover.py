@@ -202,12 +202,6 @@ async def topics_report(stack: Stack) -> str:
     return "\n".join(sorted(lines))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open fault (issue 22, docs/operations.md 'Soak'): about 1 run in 5 the replacement "
-    "worker's email agent stops consuming omni.send.email after the failover; reported as "
-    "XFAIL so the suite stays green while it is open, every other run checks the takeover",
-)
 def test_a_worker_killed_mid_send_is_taken_over_within_30s_and_nothing_is_sent_twice(
     stack: Stack, start_worker: Callable[..., Worker], endpoint: Endpoint
 ) -> None:
