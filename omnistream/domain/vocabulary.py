@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BROADCAST_DUE",
     "CHANNELS",
     "FORGET_EVENT",
     "OUTCOME_PREFIX",
@@ -41,7 +42,11 @@ OUTCOME_PREFIX: Final = "message_"
 """Send outcomes and provider receipts: ``message_sent``, ``message_opened``, ``message_bounced``,
 ``message_unsubscribed`` ... The whole namespace is reserved, so a new outcome is covered too."""
 
-SYSTEM_EVENT_TYPES: Final = frozenset({TIMER_FIRED, FORGET_EVENT})
+BROADCAST_DUE: Final = "broadcast_due"
+"""One customer's turn in a scheduled broadcast occurrence (``runtime/broadcasts.py``): the
+engine arms the customer's local-time entry. Forged, it would enter anyone into a broadcast."""
+
+SYSTEM_EVENT_TYPES: Final = frozenset({TIMER_FIRED, FORGET_EVENT, BROADCAST_DUE})
 """System event types outside the outcome namespace."""
 
 RESERVED_KEY_PREFIXES: Final = ("anon:", "email:", "phone:", "crm:")

@@ -27,7 +27,8 @@ from omnistream.domain.state import (
     Instance,
     Timer,
 )
-from omnistream.domain.vocabulary import SYSTEM_SOURCE, TIMER_FIRED
+from omnistream.domain.vocabulary import BROADCAST_DUE, SYSTEM_SOURCE, TIMER_FIRED
+from omnistream.journey.broadcast import BROADCAST_PURPOSE, fire_broadcast, on_broadcast_due
 from omnistream.journey.model import (
     AnyStep,
     Catalog,
@@ -75,6 +76,9 @@ def step(
     tx = Tx(catalog, new, event, now)
     if event.source == SYSTEM_SOURCE and event.type == TIMER_FIRED:
         _fire(tx)
+        return tx.state, tx.commands
+    if event.source == SYSTEM_SOURCE and event.type == BROADCAST_DUE:
+        on_broadcast_due(tx)  # a scheduled broadcast's turn for this customer (broadcast.py)
         return tx.state, tx.commands
     entered = _segments_entered(tx, state.profile) if catalog.segment_triggers else []
     if event.source == SYSTEM_SOURCE and event.type in OUTCOMES:
@@ -175,6 +179,9 @@ def _fire(tx: Tx) -> None:
     tx.consume_timer(timer.timer_id)
     if timer.purpose == "trigger":
         fire_trigger(tx, timer)
+        return
+    if timer.purpose == BROADCAST_PURPOSE:
+        fire_broadcast(tx, timer)
         return
     instance = tx.state.instances.get(timer.instance_id)
     if instance is None or instance.timer_id != timer.timer_id:

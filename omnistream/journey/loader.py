@@ -298,8 +298,10 @@ def load_journey(path: Path) -> Journey:
         raise JourneyLoadError([JourneyError(name, 1, "a journey file must be a YAML mapping")])
     targeting = current_targeting()
     salt = version_salt(text, targeting)  # segments/scores it uses (segments.py)
-    if "segment_entered" in text:  # a segment trigger follows the segments file too
-        salt += f"\x00segments:{targeting.digest}"
+    trigger = data.get("trigger")
+    audience = isinstance(trigger, dict) and trigger.get("audience") is not None
+    if "segment_entered" in text or audience:  # a segment trigger or a broadcast audience
+        salt += f"\x00segments:{targeting.digest}"  # follows the segments file too
     version = hashlib.sha256((text + salt).encode()).hexdigest()[:12]
     try:
         journey = Journey.model_validate({**data, "version": version})
@@ -319,13 +321,17 @@ def load_journey(path: Path) -> Journey:
 def _segment_problems(
     journey: Journey, targeting: Targeting
 ) -> list[tuple[tuple[int | str, ...], str, str | None]]:
-    """A ``segment_entered`` trigger must name a segment of journeys/segments.yaml."""
-    name = journey.trigger.segment_entered
-    if name is None or name in targeting.segments:
-        return []
-    known = ", ".join(sorted(targeting.segments)) or "none defined"
-    hint = _close(name, list(targeting.segments)) or f"segments: {known} ({SEGMENTS_FILE})"
-    return [(("trigger", "segment_entered"), f"unknown segment {name!r}", hint)]
+    """A ``segment_entered`` trigger and a broadcast ``audience`` must name a segment of
+    journeys/segments.yaml."""
+    problems: list[tuple[tuple[int | str, ...], str, str | None]] = []
+    for field in ("segment_entered", "audience"):
+        name = getattr(journey.trigger, field)
+        if name is None or name in targeting.segments:
+            continue
+        known = ", ".join(sorted(targeting.segments)) or "none defined"
+        hint = _close(name, list(targeting.segments)) or f"segments: {known} ({SEGMENTS_FILE})"
+        problems.append((("trigger", field), f"unknown segment {name!r}", hint))
+    return problems
 
 
 def load_policies(path: Path) -> Policies:

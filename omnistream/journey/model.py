@@ -32,6 +32,7 @@ from pydantic import (
 
 from omnistream.domain.commands import Category
 from omnistream.journey.expr import Expr, compile_expr
+from omnistream.journey.schedule import Schedule
 from omnistream.journey.targeting import Targeting
 from omnistream.journey.types import (
     BEST,
@@ -220,14 +221,29 @@ class Trigger(_Strict):
         pattern=r"^[a-z][a-z0-9_]{0,63}$",
         description="Enter when an event moves the profile into this segment (segments.yaml).",
     )
+    schedule: Schedule | None = Field(
+        default=None,
+        description="A scheduled or recurring broadcast: {weekly: thu, at: '18:00'} or "
+        "{on: '2026-12-24', at: '10:00'}, at that local time in each customer's zone.",
+    )
+    audience: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="A broadcast's audience: a segment of journeys/segments.yaml.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
-        kinds = [k for k in (self.event, self.date, self.segment_entered) if k is not None]
+        kinds = [
+            k for k in (self.event, self.date, self.segment_entered, self.schedule) if k is not None
+        ]
         if len(kinds) != 1:
             raise ValueError(
-                "a trigger needs exactly one of 'event' or 'date' (or 'segment_entered')"
+                "a trigger needs exactly one of 'event' or 'date' (or 'segment_entered', "
+                "'schedule')"
             )
+        if self.audience is not None and self.schedule is None:
+            raise ValueError("'audience' goes with a 'schedule' trigger")
         if self.after is not None and self.event is None:
             raise ValueError("'after' goes with an 'event' trigger")
         if self.after is None and self.repeat:
@@ -611,6 +627,10 @@ class Catalog:
         self.immediate = {k: tuple(v) for k, v in immediate.items()}
         self.delayed = {k: tuple(v) for k, v in delayed.items()}
         self.dated = tuple(dated)
+        self.scheduled = tuple(
+            j for j in self.journeys.values() if j.status == "active" and j.trigger.schedule
+        )
+        """Active broadcast journeys (``schedule`` triggers), run by ``runtime/broadcasts.py``."""
         self.segment_triggers = {k: tuple(v) for k, v in by_segment.items()}
         """Segment name -> active journeys entered on it; empty: no profile is judged."""
         segments = self.targeting.segments
