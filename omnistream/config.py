@@ -140,6 +140,35 @@ class Settings(BaseSettings):
         "embedded dev/test stack turns it off.",
     )
 
+    broadcast_tick_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often a worker looks for open broadcast occurrences to scan "
+        "(runtime/broadcasts.py).",
+    )
+    broadcast_lead_s: float = Field(
+        default=3600.0,
+        ge=0,
+        le=86_400,
+        description="Start scanning this long before an occurrence opens (the first zone "
+        "reaching its local time), so early zones are armed in time.",
+    )
+    broadcast_chunk_rows: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Rows judged between two progress writes (and event-loop yields) of a "
+        "broadcast scan; a worker taking a partition over repeats at most this many.",
+    )
+    broadcast_chunk_pause_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Pause after each chunk of a broadcast scan, to spread its load (tests "
+        "use it to hold a scan open across a rebalance).",
+    )
+
     journey_events: bool = Field(
         default=True,
         description="Produce omni.journey-events (entries, steps, sends, outcomes, goals, exits; "

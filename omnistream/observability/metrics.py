@@ -276,6 +276,21 @@ class M:
         buckets=_TIMER_LAG_BUCKETS,
         registry=REGISTRY,
     )
+    broadcast_rows = Counter(
+        "omnistream_broadcast_rows_total",
+        "Customer rows a scheduled broadcast judged, by result: turn (a broadcast_due input "
+        "produced), audience (not in the audience), already (armed or entered for this "
+        "occurrence), missed (their local time plus 'late' had passed), unreadable, gone (deleted "
+        "since the scan listed the keys).",
+        ["journey", "result"],
+        registry=REGISTRY,
+    )
+    broadcast_partitions_done = Counter(
+        "omnistream_broadcast_partitions_done_total",
+        "Customer partitions a worker finished scanning for one broadcast occurrence.",
+        ["journey"],
+        registry=REGISTRY,
+    )
     journey_live_instances = Gauge(
         "omnistream_journey_live_instances",
         "Journey instances in flight in this worker's partitions, by journey.",

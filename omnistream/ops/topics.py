@@ -34,8 +34,9 @@ __all__ = [
     "plan",
 ]
 
-TABLES = ("customers", "aliases")
-"""The Faust tables of ``runtime/app.py``; each has a ``<app_id>-<table>-changelog`` topic."""
+TABLES = ("customers", "aliases", "broadcasts")
+"""The Faust tables of ``runtime/app.py`` (``broadcasts``: progress of runtime/broadcasts.py);
+each has a ``<app_id>-<table>-changelog`` topic."""
 STATS_TABLES = ("journey-stats",)
 """Tables that exist only when ``OMNISTREAM_JOURNEY_EVENTS`` is on (the journey stats)."""
 

@@ -18,7 +18,7 @@ from omnistream.config import Settings
 from omnistream.console import routes as console_routes
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
-from omnistream.runtime import dlq, transport, undecodable
+from omnistream.runtime import broadcasts, dlq, transport, undecodable
 from omnistream.runtime.journey_events import install as install_journey_events
 from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
@@ -204,6 +204,7 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     install_journey_events(runtime)
     senders.install(runtime)
     timers.install(runtime)
+    broadcasts.install(runtime, ROCKSDB_OPTIONS)  # scheduled broadcasts (journey schedules)
     reload.install(runtime)
     listeners.install(runtime)  # token check on the internal routes, public /webhooks
     customer_api.install(runtime)

@@ -53,6 +53,7 @@ def test_empty_cluster_creates_every_topic_with_production_configs() -> None:
         s.journey_events_topic,
         "prod-customers-changelog",
         "prod-aliases-changelog",
+        "prod-broadcasts-changelog",
         "prod-journey-stats-changelog",
         "prod-__assignor-__leader",
     }
@@ -60,7 +61,7 @@ def test_empty_cluster_creates_every_topic_with_production_configs() -> None:
     assert specs[s.journey_events_topic].stateful  # stats keys name their partition
     without = {spec.name for spec in desired_topics(settings(journey_events=False))}
     assert without == expected - {s.journey_events_topic, "prod-journey-stats-changelog"}
-    for table in ("customers", "aliases"):
+    for table in ("customers", "aliases", "broadcasts"):
         changelog = specs[f"prod-{table}-changelog"]
         assert changelog.configs["cleanup.policy"] == "compact"
         assert "retention.ms" not in changelog.configs  # compacted rows must never expire
@@ -180,7 +181,7 @@ def test_plan_covers_every_topic_the_runtime_declares() -> None:
     }
     specs = {t.name: t for t in desired_topics(s)}
     assert declared == set(specs)
-    assert len(changelogs) == 3  # customers, aliases, journey-stats
+    assert len(changelogs) == 4  # customers, aliases, broadcasts, journey-stats
     for table in app.tables.values():
         assert table.partitions == specs[table.changelog_topic.get_topic_name()].partitions
     assert isinstance(app, faust.App)
