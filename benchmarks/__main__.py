@@ -20,14 +20,16 @@ from typing import Any
 from omnistream import devstack
 from omnistream.clock import utcnow
 
-SECTIONS = ["baselines", "pipeline", "engine", "channels", "state", "timers", "rss"]
+SECTIONS = [
+    "baselines", "pipeline", "engine", "channels", "state", "timers", "rss", "broadcasts",
+]  # fmt: skip
 
 
 def _section(name: str, broker: str, redis: str, workdir: Path, quick: bool) -> dict[str, Any]:
     module = importlib.import_module(f"benchmarks.bench_{name}")
     if name in ("baselines",):
         result: dict[str, Any] = module.run(broker, workdir, quick=quick)
-    elif name in ("pipeline", "timers", "rss"):
+    elif name in ("pipeline", "timers", "rss", "broadcasts"):
         result = module.run(broker, redis, workdir, quick=quick)
     else:
         result = module.run(quick=quick)
