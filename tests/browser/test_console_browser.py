@@ -62,10 +62,13 @@ def test_journeys_list_and_graph_render_non_zero_counts(console: Page, live: Liv
 
 
 def test_a_step_nodes_entered_equals_the_stats_api(console: Page, live: Live) -> None:
-    entered = entered_by_step(step_nodes(console, live))
+    nodes = step_nodes(console, live)
+    entered = entered_by_step(nodes)
     steps = live.stats("day")["steps"]  # GET /journeys/{id}/stats with the bearer token
     assert entered == {step: int(steps[step].get("step", 0)) for step in entered}
     assert entered[live.send_step] == len(CUSTOMERS)  # everybody walks it, control too
+    waiting = {attribute(n, "data-step-id"): attribute(n, "data-waiting") for n in nodes.all()}
+    assert int(waiting["hold"]) == len(CUSTOMERS) - len(BUYERS), waiting  # live instances now
 
 
 def test_customer_page_shows_the_known_customers_timeline(console: Page, live: Live) -> None:
