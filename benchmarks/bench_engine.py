@@ -21,6 +21,7 @@ from typing import Any
 from omnistream.domain.commands import Send
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.state import CustomerState
+from omnistream.domain.timers import timer_fired_event
 from omnistream.journey.engine import step
 from omnistream.journey.loader import load_catalog
 from omnistream.journey.model import Catalog
@@ -114,14 +115,7 @@ def _once(catalog: Catalog, rows: dict[str, CustomerState], plan: list[Any]) -> 
             if not state.timers:
                 continue
             timer = min(state.timers.values(), key=lambda t: t.due)
-            event = Event(
-                event_id=f"timer:{timer.timer_id}",
-                type="timer_fired",
-                source="omnistream",
-                timestamp=timer.due,
-                properties={"timer_id": timer.timer_id, "instance_id": timer.instance_id},
-                **key_fields(key),
-            )
+            event = timer_fired_event(key, timer.timer_id, timer.due)
         else:
             event = _event(n, kind, key, now, **props)
         table[key], commands = step(catalog, state, event, event.timestamp)

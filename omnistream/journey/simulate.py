@@ -21,6 +21,7 @@ from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
+from omnistream.domain.timers import timer_fired_event
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
@@ -172,14 +173,7 @@ def simulate(
             if next_event_at is None and (horizon is None or due[0] > horizon):
                 break
             timer = state.timers[due[1]]
-            event = Event(
-                event_id=f"timer:{timer.timer_id}",
-                type="timer_fired",
-                source=SYSTEM_SOURCE,
-                timestamp=timer.due,
-                properties={"timer_id": timer.timer_id, "instance_id": timer.instance_id},
-                **key_fields(customer_key),
-            )
+            event = timer_fired_event(customer_key, timer.timer_id, timer.due)
             sim.timeline.append(Line(timer.due, "timer", f"{timer.purpose} {timer.timer_id}"))
         elif pending:
             number, data = pending.pop(0)

@@ -19,9 +19,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import utcnow
-from omnistream.domain.events import Event, key_fields
 from omnistream.domain.state import CustomerState
-from omnistream.domain.vocabulary import SYSTEM_SOURCE
+from omnistream.domain.timers import timer_fired_event
 from omnistream.observability.metrics import M
 from omnistream.runtime.partitions import partition_of
 
@@ -31,17 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["TimerIndex", "install", "timer_fired_event"]
 
 log = logging.getLogger(__name__)
-
-
-def timer_fired_event(customer_key: str, timer_id: str, due: datetime) -> Event:
-    return Event(
-        event_id=f"timer:{timer_id}",
-        type="timer_fired",
-        source=SYSTEM_SOURCE,
-        timestamp=due,
-        properties={"timer_id": timer_id},
-        **key_fields(customer_key),
-    )
 
 
 @dataclass
