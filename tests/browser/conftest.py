@@ -190,8 +190,11 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module. Not per session: while Playwright's sync API is up, its event
+    loop counts as running in the main thread, so every later test's asyncio.run (and the
+    pytest-asyncio tests) of the same ``make test`` would fail."""
     executable = chromium_executable()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
