@@ -19,6 +19,7 @@ __all__ = [
     "CapStore",
     "Claim",
     "DedupStore",
+    "MessageIndex",
     "Outgoing",
     "Provider",
     "ProviderError",
@@ -27,6 +28,7 @@ __all__ = [
     "Receipt",
     "ReceiptRejected",
     "ReceiptStatus",
+    "SentMessage",
     "StoreUnavailable",
 ]
 
@@ -196,6 +198,40 @@ class Receipt:
     send_id: str | None = None
     customer_key: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    recipient: str | None = None
+    """The provider's address of the recipient, for a user-level callback that names no message
+    (Viber's ``unsubscribed``): the receipts module looks up the latest send to it."""
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What a provider message id (or recipient) was sent for: enough to key a receipt."""
+
+    send_id: str
+    customer_key: str
+    channel: str
+
+
+class MessageIndex(Protocol):
+    """Provider message id -> the send it carried, for callbacks that echo nothing of ours.
+
+    Written after a provider accepted a message, read when its callback arrives. Both maps are
+    "latest wins" with an expiry; a missing entry is ``None`` (expired or never sent by us).
+    """
+
+    async def remember(
+        self, provider: str, message_id: str, recipient: str, sent: SentMessage, ttl_ms: int
+    ) -> None:
+        """Index ``sent`` under its message id and under its recipient (the latest send)."""
+        ...
+
+    async def by_message(self, provider: str, message_id: str) -> SentMessage | None:
+        """The send that carried ``message_id``."""
+        ...
+
+    async def by_recipient(self, provider: str, recipient: str) -> SentMessage | None:
+        """The latest send to ``recipient`` through ``provider``."""
+        ...
 
 
 class ReceiptRejected(Exception):

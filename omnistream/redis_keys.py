@@ -12,9 +12,11 @@ from __future__ import annotations
 __all__ = [
     "cap_counters",
     "customer_patterns",
+    "message_index",
     "owner_lease",
     "rate_bucket",
     "receipt_replay",
+    "recipient_index",
     "send_claim",
 ]
 
@@ -42,6 +44,17 @@ def owner_lease(prefix: str, owner: str) -> str:
 def receipt_replay(prefix: str, provider: str, digest: str) -> str:
     """The replay guard of one provider receipt."""
     return f"{prefix}rcpt:{provider}:{digest}"
+
+
+def message_index(prefix: str, provider: str, digest: str) -> str:
+    """The send a provider message id carried (``digest`` hashes the id); not per customer:
+    it expires (``channels/message_tokens.py``) instead of being found by erasure."""
+    return f"{prefix}msgidx:{provider}:{digest}"
+
+
+def recipient_index(prefix: str, provider: str, digest: str) -> str:
+    """The latest send to a provider recipient (``digest`` hashes the address, never stored)."""
+    return f"{prefix}msgrcpt:{provider}:{digest}"
 
 
 def customer_patterns(prefix: str, customer_key: str) -> list[str]:

@@ -17,6 +17,14 @@ Every receipt of a request is validated before any replay key is claimed, and a 
 ``occurred_at`` is clamped to the time it arrived (a provider's clock in the future must not
 move engagement there).
 
+Providers whose callbacks name only their own message id (Viber) leave ``send_id`` and
+``customer_key`` empty; they are resolved through the ``MessageIndex`` written at send time
+(``channels/message_tokens.py``): by message id, or for a user-level callback (Viber's
+``unsubscribed``) by recipient, the latest send to it. A callback nothing resolves (expired,
+or not ours) is answered 200 with nothing produced and counted in
+``omnistream_receipts_unmatched_total``: providers retry non-2xx answers, and a retry cannot
+make an unknown token known.
+
 Caveat: the replay key is claimed before the runtime has produced the events. If producing
 fails, answer 5xx and the provider's retry will be refused as a replay within the cache window;
 the window is short for timestamped providers (their retries are re-signed) and this is logged.
@@ -28,6 +36,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -37,7 +46,15 @@ from pydantic import ValidationError
 from omnistream.domain.events import Event, key_fields
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
-from omnistream.ports import DedupStore, Provider, Receipt, ReceiptRejected
+from omnistream.ports import (
+    DedupStore,
+    MessageIndex,
+    Provider,
+    Receipt,
+    ReceiptRejected,
+    SentMessage,
+    StoreUnavailable,
+)
 from omnistream.redis_keys import receipt_replay
 
 __all__ = ["MAX_RECEIPT_BYTES", "ReceiptHandler", "ReceiptRejected"]
@@ -66,8 +83,11 @@ class ReceiptHandler:
         prefix: str = "omni:",
         replay_ttl_s: int = 86400,
         channels: Mapping[str, Sequence[str]] | None = None,
+        index: MessageIndex | None = None,
     ) -> None:
         self._providers = dict(providers)
+        self._index = index
+        """Where callbacks that name only a provider message id (or a recipient) are resolved."""
         self._channels = {name: tuple(chs) for name, chs in (channels or {}).items()}
         """Provider -> channels it serves: a receipt names its channel when that is unambiguous,
         so the profile's per-channel engagement (and the best-channel choice) learns from it."""
@@ -94,7 +114,8 @@ class ReceiptHandler:
                 raise ReceiptRejected(404, "unknown provider")
             if len(body) > MAX_RECEIPT_BYTES:
                 raise ReceiptRejected(413, "body too large")
-            receipts = provider.parse_receipt(CIMultiDict(headers), body, url, now)
+            parsed = provider.parse_receipt(CIMultiDict(headers), body, url, now)
+            receipts = await self._resolved(provider_name, parsed)
             # Every receipt is turned into its event (and so validated) before any replay key
             # is claimed: a request refused for one bad receipt must not burn the keys of the
             # good ones, or the provider's corrected retry would be refused as a replay.
@@ -112,6 +133,46 @@ class ReceiptHandler:
         for receipt, _ in fresh:
             M.receipts.labels(provider_name, receipt.status).inc()
         return [event for _, event in fresh]
+
+    async def _resolved(self, provider_name: str, receipts: list[Receipt]) -> list[Receipt]:
+        """``receipts`` with their send filled in from the index where they lack it; the ones
+        nothing resolves are left out (and counted)."""
+        out: list[Receipt] = []
+        for receipt in receipts:
+            if receipt.send_id is not None and receipt.customer_key is not None:
+                out.append(receipt)
+                continue
+            try:
+                sent, reason = await self._lookup(provider_name, receipt)
+            except StoreUnavailable:  # the provider retries a 503; the index will be back
+                raise ReceiptRejected(503, "message index unavailable") from None
+            if sent is None:
+                M.receipts_unmatched.labels(provider_name, reason).inc()
+                continue
+            properties = {"channel": sent.channel, **dict(receipt.properties)}
+            out.append(
+                replace(
+                    receipt,
+                    send_id=sent.send_id,
+                    customer_key=sent.customer_key,
+                    properties=properties,
+                )
+            )
+        return out
+
+    async def _lookup(self, provider_name: str, receipt: Receipt) -> tuple[SentMessage | None, str]:
+        """The indexed send of a receipt, or ``None`` and the bounded reason label."""
+        if receipt.provider_message_id is not None:
+            if self._index is None:
+                return None, "no_index"
+            found = await self._index.by_message(provider_name, receipt.provider_message_id)
+            return found, "unknown_message"
+        if receipt.recipient is not None:
+            if self._index is None:
+                return None, "no_index"
+            found = await self._index.by_recipient(provider_name, receipt.recipient)
+            return found, "unknown_recipient"
+        raise ReceiptRejected(422, "receipt names no send")
 
     async def _first_time(self, provider_name: str, receipt: Receipt) -> bool:
         digest = hashlib.sha256(receipt.replay_id.encode()).hexdigest()[:32]

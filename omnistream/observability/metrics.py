@@ -261,6 +261,20 @@ class M:
         ["provider", "status"],
         registry=REGISTRY,
     )
+    receipts_unmatched = Counter(
+        "omnistream_receipts_unmatched_total",
+        "Verified provider callbacks that name no send we know (message token or recipient "
+        "expired from the index, or never ours): answered 200, nothing produced.",
+        ["provider", "reason"],
+        registry=REGISTRY,
+    )
+    message_index_write_failures = Counter(
+        "omnistream_message_index_write_failures_total",
+        "Accepted messages whose provider message id could not be indexed (Redis down): "
+        "their callbacks will be unmatched; the send itself stands.",
+        ["provider"],
+        registry=REGISTRY,
+    )
 
     # --- runtime ------------------------------------------------------------------------------
     # Owned by observability (omnistream.runtime.observers, web); timers and live instances are

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from omnistream.channels.dispatcher import Dispatcher
+from omnistream.channels.message_tokens import IndexingProvider
 from omnistream.channels.owners import worker_owner_id
 from omnistream.channels.receipts import ReceiptHandler
 from omnistream.channels.settings import ChannelProviders, ChannelSettings
@@ -21,6 +22,7 @@ from omnistream.config import Settings
 from omnistream.policies.caps import load_caps_policy
 from omnistream.ports import Provider
 from omnistream.providers.registry import build_provider
+from omnistream.storage.message_index import RedisMessageIndex
 from omnistream.storage.redis_caps import RedisCapStore
 from omnistream.storage.redis_dedup import RedisDedupStore
 from omnistream.storage.redis_ratelimit import RedisRateLimiter
@@ -74,6 +76,8 @@ def build_channel_adapters(
         channels[channel] = name
         if name not in providers:
             providers[name] = build_provider(name, settings, channel_settings)
+    index = RedisMessageIndex(redis, channel_settings.redis_prefix)
+    providers = {name: _indexed(provider, index) for name, provider in providers.items()}
     dedup = RedisDedupStore(redis)
     dispatcher = Dispatcher(
         providers={channel: providers[name] for channel, name in channels.items()},
@@ -88,6 +92,14 @@ def build_channel_adapters(
     for channel, name in channels.items():
         served.setdefault(name, []).append(channel)
     receipts = ReceiptHandler(
-        providers, dedup, prefix=channel_settings.redis_prefix, channels=served
+        providers, dedup, prefix=channel_settings.redis_prefix, channels=served, index=index
     )
     return ChannelAdapters(channel_settings, providers, channels, dispatcher, receipts)
+
+
+def _indexed(provider: Provider, index: RedisMessageIndex) -> Provider:
+    """``provider``, wrapped so its message ids are indexed when its callbacks need that
+    (Viber's name only the message token; ``channels/message_tokens.py``)."""
+    if getattr(provider, "receipts_by_message_id", False):
+        return IndexingProvider(provider, index)
+    return provider
