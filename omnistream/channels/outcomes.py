@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from omnistream.domain.commands import Send
 from omnistream.domain.events import Event, key_fields
+from omnistream.domain.profile_events import DEAD_ADDRESS_REASONS
 from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.observability.metrics import M
 
@@ -84,9 +85,18 @@ def not_delivered(
     channel = send.channel if valid else "none"
     outcomes: list[Event] = []
     if kind == "failed":
+        # A dead address is named, so the profile drops exactly that one (not a newer one).
+        dead = send.addresses.get(channel) if reason in DEAD_ADDRESS_REASONS else None
         outcomes.append(
             outcome_event(
-                send, "message_failed", now, provider, channel=channel, reason=reason, error=error
+                send,
+                "message_failed",
+                now,
+                provider,
+                channel=channel,
+                reason=reason,
+                error=error,
+                address=dead,
             )
         )
     else:

@@ -77,6 +77,10 @@ VOCABULARY: Final[dict[str, str]] = {
     "message_clicked": "channel (source omnistream only)",
     "message_bounced": "channel, address?, permanent? (true) (source omnistream only)",
     "message_unsubscribed": "channel: revokes marketing consent (source omnistream only)",
+    "message_failed": (
+        "channel, reason, address?: token_unregistered / subscription_gone / address_invalid "
+        "drop the address named (source omnistream only)"
+    ),
 }
 """Event type -> the properties it reads. Any other type only moves first_seen/last_seen."""
 

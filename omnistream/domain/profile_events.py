@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+import orjson
+
 from omnistream.domain.events import Event
 from omnistream.domain.profile_commerce import COMMERCE_HANDLERS
 from omnistream.domain.profile_model import (
@@ -35,7 +37,7 @@ from omnistream.domain.profile_values import (
     normalize_phone,
 )
 
-__all__ = ["HANDLERS", "OUTCOME_TYPES", "Handler", "Update"]
+__all__ = ["DEAD_ADDRESS_REASONS", "HANDLERS", "OUTCOME_TYPES", "Handler", "Update"]
 
 Update = dict[str, Any]
 Handler = Callable[[Profile, Event, list[str]], Update]
@@ -48,10 +50,19 @@ OUTCOME_TYPES: Final = frozenset(
         "message_clicked",
         "message_bounced",
         "message_unsubscribed",
+        "message_failed",
     }
 )
 """Send outcomes: accepted only from source ``omnistream`` (providers' webhooks are verified and
 re-emitted by omnistream), so an external producer cannot forge engagement or bounces."""
+
+DEAD_ADDRESS_REASONS: Final = frozenset(
+    {"token_unregistered", "address_invalid", "subscription_gone"}
+)
+"""Permanent ``message_failed`` reasons that condemn the address itself (the provider says it
+will never work: an unregistered push token, a gone web push subscription, no such mailbox or
+chat). The failure names the address; the profile drops it as after a hard bounce, so the next
+send skips that channel instead of failing on it again."""
 
 _TRAIT_KEY_MAX = 64
 
@@ -214,6 +225,33 @@ def _outcome(profile: Profile, event: Event, issues: list[str]) -> Update:
     return update
 
 
+def _failed(profile: Profile, event: Event, issues: list[str]) -> Update:
+    """A permanent failure that condemns the address drops the address (or token) it names."""
+    props = event.properties
+    if props.get("reason") not in DEAD_ADDRESS_REASONS:
+        return {}
+    channel = as_channel(props.get("channel"))
+    address = _sent_address(channel, props.get("address"))
+    if channel is None or address is None:
+        issues.append(f"{event.type}.address")
+        return {}
+    return _bounce(profile, channel, address)
+
+
+def _sent_address(channel: str | None, address: object) -> str | None:
+    """The profile's address from the one a send carried: a web push send carries the whole
+    subscription (``Profile.send_address``), the profile keeps its endpoint."""
+    if not isinstance(address, str) or not address:
+        return None
+    if channel != "web_push" or not address.startswith("{"):
+        return address
+    try:
+        endpoint = orjson.loads(address).get("endpoint")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return endpoint if isinstance(endpoint, str) and endpoint else None
+
+
 def _bounce(profile: Profile, channel: str, reported: object) -> Update:
     """Hard bounce: drop the address (or the one token) it names, remember it as undeliverable."""
     current = profile.addresses.get(channel)
@@ -252,4 +290,5 @@ HANDLERS: Final[dict[str, Handler]] = {
     "viber_linked": _messenger("viber", "viber_id"),
     **COMMERCE_HANDLERS,
     **dict.fromkeys(OUTCOME_TYPES, _outcome),
+    "message_failed": _failed,
 }

@@ -43,6 +43,9 @@ class ExpectedSend(_Strict):
     step: str
     channel: str
     contains: str | None = None
+    addresses: dict[str, str] | None = None
+    """When given, the addresses the send carries, exactly: a channel left out is one the
+    dispatcher skips (``no_address``) without calling its provider."""
 
 
 class ExpectedExit(_Strict):
@@ -107,6 +110,11 @@ def check(scenario: Scenario, result: Simulation) -> list[str]:
         text = f"{got.subject or ''}\n{got.body}"
         if want.contains is not None and want.contains not in text:
             problems.append(f"send #{i + 1}: {want.contains!r} not in {text!r}")
+        if want.addresses is not None and want.addresses != dict(got.send.addresses):
+            problems.append(
+                f"send #{i + 1}: addresses {sorted(got.send.addresses)}, "
+                f"expected {sorted(want.addresses)}"
+            )
     exits = [(at, reason) for at, _, reason in result.exits]
     wanted_exits = [(e.at, e.reason) for e in scenario.expect.exits]
     if exits != wanted_exits:
