@@ -5,7 +5,8 @@ has to an idempotency key: receiving systems and mailbox providers collapse dupl
 Reply codes 4xx, timeouts and dropped connections are transient; 5xx and refused recipients
 are permanent. A recipient refused because the mailbox does not exist or cannot take mail is the
 shared ``address_invalid``: enhanced status 5.1.x (bad mailbox, domain or syntax) or 5.2.1
-(mailbox disabled), or, without an enhanced status, the basic codes 550, 551 and 553. Other
+(mailbox disabled), or, without an enhanced status, the basic codes 550, 551 and 553 (at RCPT
+only: a bare 5xx at DATA is more often about the content). Other
 refusals (5.7.x policy, 5.2.2 mailbox full...) stay ``recipient_refused``. SMTP has no delivery
 callbacks: bounces and opens come through the ``webhook`` receipts of whatever relay reports them.
 
@@ -97,7 +98,7 @@ class SmtpProvider(NoReceipts):
             reason = ADDRESS_INVALID if reasons == {ADDRESS_INVALID} else "recipient_refused"
             raise ProviderError(reason, transient=False) from None
         except aiosmtplib.SMTPResponseException as exc:
-            raise ProviderError(f"smtp_{exc.code}", transient=400 <= exc.code < 500) from None
+            raise ProviderError(_response_reason(exc), transient=400 <= exc.code < 500) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             raise ProviderError("connection", transient=True) from None
         finally:
@@ -145,6 +146,20 @@ def refusal_reason(code: int, message: str) -> str:
     if subject == "1" or (subject, detail) == ("2", "1"):
         return ADDRESS_INVALID
     return "recipient_refused"
+
+
+def _response_reason(exc: aiosmtplib.SMTPResponseException) -> str:
+    """``address_invalid`` for a permanent DATA refusal whose enhanced status blames the mailbox
+    (a server that checks recipients only after the message); else ``smtp_<code>``. A bare 550
+    at DATA is more often about the content than the mailbox, so only the enhanced status counts.
+    """
+    dead = (
+        isinstance(exc, aiosmtplib.SMTPDataError)
+        and exc.code >= 500
+        and _ENHANCED.match(exc.message) is not None
+        and refusal_reason(exc.code, exc.message) == ADDRESS_INVALID
+    )
+    return ADDRESS_INVALID if dead else f"smtp_{exc.code}"
 
 
 def tls_required(own: SmtpSettings) -> bool:
