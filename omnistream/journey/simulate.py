@@ -26,7 +26,15 @@ from omnistream.domain.vocabulary import SYSTEM_SOURCE
 from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
 
-__all__ = ["DEFAULT_RUN_ON", "Line", "SentMessage", "Simulation", "simulate"]
+__all__ = [
+    "DEFAULT_RUN_ON",
+    "Line",
+    "SentMessage",
+    "Simulation",
+    "record_commands",
+    "simulate",
+    "to_event",
+]
 
 DEFAULT_RUN_ON: Final = timedelta(days=180)
 _MAX_INPUTS: Final = 100_000
@@ -68,7 +76,8 @@ class Simulation:
         return "\n".join(str(line) for line in self.timeline)
 
 
-def _event(raw: Mapping[str, Any], number: int, customer_key: str, sim: Simulation) -> Event:
+def to_event(raw: Mapping[str, Any], number: int, customer_key: str, sim: Simulation) -> Event:
+    """An input of the events file as the engine sees it (ids, source and send ids filled in)."""
     data = dict(raw)
     data.setdefault("event_id", f"sim-{number}")
     data.setdefault("source", "site")
@@ -95,7 +104,10 @@ def _event(raw: Mapping[str, Any], number: int, customer_key: str, sim: Simulati
     return Event.model_validate(data)
 
 
-def _record(sim: Simulation, at: datetime, state: CustomerState, commands: list[Command]) -> None:
+def record_commands(
+    sim: Simulation, at: datetime, state: CustomerState, commands: list[Command]
+) -> None:
+    """Append the timeline lines, sends, exits and goals of one step's ``commands``."""
     for command in commands:
         if isinstance(command, Send):
             message = command.messages[command.channel]
@@ -177,11 +189,11 @@ def simulate(
             sim.timeline.append(Line(timer.due, "timer", f"{timer.purpose} {timer.timer_id}"))
         elif pending:
             number, data = pending.pop(0)
-            event = _event(data, number, customer_key, sim)
+            event = to_event(data, number, customer_key, sim)
             sim.timeline.append(Line(event.timestamp, "event", f"{event.type} {event.event_id}"))
         else:
             break
         state, commands = step(catalog, state, event, event.timestamp)
-        _record(sim, event.timestamp, state, commands)
+        record_commands(sim, event.timestamp, state, commands)
     sim.state = state
     return sim
