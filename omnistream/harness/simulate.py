@@ -22,7 +22,7 @@ from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
 from omnistream.domain.vocabulary import TIMER_FIRED
 from omnistream.harness.clock import ManualClock
-from omnistream.harness.run import Harness
+from omnistream.harness.run import Harness, Observer
 from omnistream.journey.model import Catalog
 from omnistream.journey.simulate import (
     DEFAULT_RUN_ON,
@@ -35,10 +35,13 @@ from omnistream.journey.simulate import (
 __all__ = ["simulate_on_harness"]
 
 
-def _timeline(sim: Simulation) -> Any:
+def _timeline(sim: Simulation, customer_key: str) -> Observer:
+    """Timeline lines for each step; lines of another key than the scenario's end in ``[key]``."""
+
     def observe(
         event: Event, before: CustomerState, after: CustomerState, commands: list[Command]
     ) -> None:
+        first = len(sim.timeline)
         if event.type == TIMER_FIRED:
             timer = before.timers.get(str(event.properties.get("timer_id")))
             purpose = timer.purpose if timer is not None else "stale"
@@ -47,6 +50,9 @@ def _timeline(sim: Simulation) -> Any:
         else:
             sim.timeline.append(Line(event.timestamp, "event", f"{event.type} {event.event_id}"))
         record_commands(sim, event.timestamp, after, commands)
+        if before.key != customer_key:
+            lines = sim.timeline[first:]
+            sim.timeline[first:] = [Line(x.at, x.kind, f"{x.text} [{before.key}]") for x in lines]
 
     return observe
 
@@ -72,7 +78,7 @@ def simulate_on_harness(
         return sim
     harness = Harness(catalog, ManualClock(start), partitions=partitions)
     harness.seed(CustomerState(key=customer_key, profile=Profile.model_validate(profile or {})))
-    harness.observers.append(_timeline(sim))
+    harness.observers.append(_timeline(sim, customer_key))
     for number, data in raw:
         at = _at(data)
         harness.run_until(at)  # timers due by the event's time fire first, as in the worker

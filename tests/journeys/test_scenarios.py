@@ -1,4 +1,4 @@
-"""Golden journey scenarios: every journeys/scenarios/*.yaml runs through the engine in CI."""
+"""Golden journey scenarios: every journeys/scenarios/*.yaml runs on the harness in CI."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from omnistream.harness.scenarios import run_on_harness
 from omnistream.journey.loader import load_catalog
 from omnistream.journey.model import Catalog
-from omnistream.journey.scenarios import check, load_scenario, run_scenario
+from omnistream.journey.scenarios import check, load_scenario
 
 JOURNEYS = Path(__file__).resolve().parents[2] / "journeys"
 SCENARIOS = sorted((JOURNEYS / "scenarios").glob("*.yaml"))
@@ -27,7 +28,7 @@ def test_every_sample_journey_has_a_golden_scenario(catalog: Catalog) -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario(catalog: Catalog, path: Path) -> None:
     scenario = load_scenario(path)
-    result = run_scenario(catalog, scenario)
+    result = run_on_harness(catalog, scenario)
     problems = check(scenario, result)
     assert not problems, "\n".join([*problems, "--- timeline ---", result.render()])
 
@@ -35,4 +36,4 @@ def test_scenario(catalog: Catalog, path: Path) -> None:
 @pytest.mark.parametrize("path", SCENARIOS[:3], ids=[p.stem for p in SCENARIOS[:3]])
 def test_scenario_timeline_is_deterministic(catalog: Catalog, path: Path) -> None:
     scenario = load_scenario(path)
-    assert run_scenario(catalog, scenario).render() == run_scenario(catalog, scenario).render()
+    assert run_on_harness(catalog, scenario).render() == run_on_harness(catalog, scenario).render()
