@@ -239,7 +239,7 @@ def schema_journeys() -> None:
 
 def _mount_groups() -> None:
     """Author tools live next to the journey language, operator tools in ops/."""
-    from omnistream.journey.cli import journeys
+    from omnistream.harness.cli import journeys
 
     cli.add_command(journeys)
     from omnistream.ops.cli import topics

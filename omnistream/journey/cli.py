@@ -1,6 +1,7 @@
-"""Author tools: ``omnistream journeys validate | graph | simulate``.
+"""Author tools: ``omnistream journeys validate | graph`` (``simulate`` and ``test`` run the
+in-process harness and join this group in ``omnistream/harness/cli.py``).
 
-The main CLI mounts this group (``cli.add_command(journeys)``). Errors go to stderr as
+The main CLI mounts this group from there. Errors go to stderr as
 ``file:line: message (hint)`` and the exit code is 1, so the commands fit CI and editors.
 The journeys directory defaults to ``OMNISTREAM_JOURNEYS_DIR`` (environment or ``.env``, as the
 worker reads it), so ``validate`` checks the files the worker will load.
@@ -18,9 +19,8 @@ from pydantic_settings import BaseSettings
 from omnistream.config import Settings
 from omnistream.journey.expr import suggest
 from omnistream.journey.graph import mermaid
-from omnistream.journey.loader import JourneyLoadError, load_catalog, read_text, read_yaml
+from omnistream.journey.loader import JourneyLoadError, load_catalog
 from omnistream.journey.model import Catalog
-from omnistream.journey.simulate import simulate
 
 __all__ = ["journeys"]
 
@@ -110,47 +110,3 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
             _fail([f"{path}:{number}: each line must be an event object with a timestamp"])
         events.append(value)
     return events
-
-
-@journeys.command(name="simulate")
-@click.argument("journey_id")
-@click.option(
-    "--events",
-    "events_path",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    required=True,
-    help="JSON Lines: one event envelope per line (event_id, source, customer id optional).",
-)
-@click.option(
-    "--profile",
-    "profile_path",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Starting profile (JSON or YAML).",
-)
-@click.option("--customer", default="customer-1", show_default=True, help="Customer key.")
-@_DIR
-def simulate_command(
-    journey_id: str,
-    events_path: Path,
-    profile_path: Path | None,
-    customer: str,
-    directory: Path,
-) -> None:
-    """Run JOURNEY_ID on a virtual clock over --events and print the timeline."""
-    catalog = _journey_catalog(directory, journey_id)
-    profile: Any = None
-    if profile_path is not None:
-        try:
-            profile, _ = read_yaml(read_text(profile_path), str(profile_path))
-        except JourneyLoadError as exc:
-            _fail([str(e) for e in exc.errors])
-    try:
-        result = simulate(
-            catalog, _read_events(events_path), profile=profile, customer_key=customer
-        )
-    except ValueError as exc:
-        _fail([f"{events_path}: {exc}"])
-    click.echo(result.render())
-    click.echo(
-        f"-- {len(result.sends)} send(s), {len(result.exits)} exit(s), {len(result.goals)} goal(s)"
-    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from omnistream.journey.cli import journeys
+from omnistream.harness.cli import journeys  # the group with simulate and test mounted
 
 JOURNEYS = Path(__file__).resolve().parents[3] / "journeys"
 
