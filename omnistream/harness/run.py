@@ -7,7 +7,8 @@ the worker's constructor; each consumed record follows its key's alias (a merged
 runs the pure engine on the row read from the table, writes the row back and carries out the
 commands: a send is produced to ``omni.send.<channel>``, a timer goes into the worker's
 ``TimerIndex``. What the worker adds around this (batching, acks, DLQ, metrics, the channel
-agents) is not modelled here yet; see docs/architecture.md.
+agents) is not modelled here yet; see docs/architecture.md. Identity messages (claims, releases,
+merges) follow the pure rules of ``domain/identity.py`` as ``runtime/identity.py`` applies them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from pydantic import ValidationError
+
 from omnistream.domain.commands import CancelTimer, Command, ScheduleTimer, Send
 from omnistream.domain.events import Event, EventError, parse_event
-from omnistream.domain.identity import resolve
+from omnistream.domain.identity import (
+    Claim,
+    MergeRequest,
+    Release,
+    claims_for,
+    decide_claim,
+    decide_release,
+    merge,
+    resolve,
+    route_key,
+)
+from omnistream.domain.identity_messages import is_identity_message, parse_identity_message
 from omnistream.domain.state import CustomerState
 from omnistream.domain.timers import timer_fired_event
 from omnistream.harness.broker import MemoryBroker, MemoryRecord
@@ -78,9 +92,11 @@ class Harness:
         self.broker = MemoryBroker(self.partitions)
 
     def publish(self, event: Event) -> None:
-        """Schedule ``event`` to be produced at its timestamp (ties keep publication order)."""
+        """Schedule ``event`` to be produced at its timestamp (ties keep publication order).
+
+        It goes under its highest-ranked identifier, as ingest routes a source event."""
         self._seq += 1
-        item = (event.timestamp, self._seq, event.customer_key, event.to_json())
+        item = (event.timestamp, self._seq, route_key(event), event.to_json())
         heapq.heappush(self._inputs, item)
 
     def run_until(self, until: datetime) -> None:
@@ -130,6 +146,9 @@ class Harness:
             self.rejected.append(Rejected(record, "no_key", "customer inputs must be keyed"))
             return
         key = record.key.decode()
+        if is_identity_message(record.value):
+            self._identity(record, key)
+            return
         target = resolve(key, self.aliases.get(key))
         if target is not None:  # merged away: follow the alias, as the worker forwards
             self.broker.send(CUSTOMER_EVENTS, target.encode(), record.value)
@@ -145,8 +164,55 @@ class Harness:
             observer(event, state, new_state, commands)
         if new_state is state:  # a repeated event id: nothing to write or do
             return
+        new_state, claims, releases = claims_for(new_state, event)
         self.customers[record.key] = new_state.to_bytes()
         self._execute(commands)
+        self._publish([*claims, *releases])
+
+    def _publish(self, messages: Iterable[Claim | Release]) -> None:
+        for message in messages:
+            value = message.model_dump_json().encode()
+            self.broker.send(CUSTOMER_EVENTS, message.identifier.encode(), value)
+
+    def _identity(self, record: MemoryRecord, key: str) -> None:
+        """Claims, releases and merges, by the pure rules, as ``runtime/identity.py`` does."""
+        try:
+            message = parse_identity_message(record.value)
+        except ValidationError as exc:
+            self.rejected.append(Rejected(record, "invalid_identity_message", str(exc)[:500]))
+            return
+        if isinstance(message, Claim):
+            self._claim(key, message)
+        elif isinstance(message, Release):
+            remove_alias, remove_row = decide_release(self.aliases.get(key), message)
+            if remove_alias:
+                self.aliases.pop(key, None)
+            if remove_row:
+                self._delete_row(key)
+        elif isinstance(message, MergeRequest):
+            result = merge(self.row(key) or CustomerState(key=key), message.state)
+            self._execute(result.commands)
+            self._publish([*result.claims, *result.releases])
+            self.customers[key.encode()] = result.state.to_bytes()
+        else:
+            self.rejected.append(Rejected(record, "unknown_kind", record.value[:60].decode()))
+
+    def _claim(self, key: str, claim: Claim) -> None:
+        decision = decide_claim(self.aliases.get(key), self.row(key), claim)
+        if not decision.accepted:
+            return
+        handover = decision.handover
+        if handover is not None:  # the row moves to the claimant as a merge request
+            value = handover.model_dump_json().encode()
+            self.broker.send(CUSTOMER_EVENTS, handover.into.encode(), value)
+        if decision.alias is not None:
+            self.aliases[key] = decision.alias
+        if handover is not None:
+            self._delete_row(key)
+
+    def _delete_row(self, key: str) -> None:
+        self.customers.pop(key.encode(), None)
+        self.timers.drop_customer(key)
 
     def _execute(self, commands: Iterable[Command]) -> None:
         for command in commands:

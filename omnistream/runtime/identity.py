@@ -21,6 +21,7 @@ from omnistream.domain.identity import (
     forget,
     merge,
 )
+from omnistream.domain.identity_messages import is_identity_message, parse_identity_message
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
 from omnistream.runtime.commands import execute, load_row
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["alias_of", "forget_customer", "is_identity_message", "on_message", "publish"]
 
 log = logging.getLogger(__name__)
-
-_PREFIX = b'{"kind":"'
-
-
-def is_identity_message(raw: bytes) -> bool:
-    """Identity messages are serialised with ``kind`` first; events never carry ``kind``."""
-    return raw.startswith(_PREFIX)
 
 
 def alias_of(runtime: Runtime, key: bytes) -> str | None:
@@ -66,12 +60,13 @@ def _delete_row(runtime: Runtime, key: bytes) -> None:
 
 async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> None:
     try:
-        if raw.startswith(b'{"kind":"claim"'):
-            await _on_claim(runtime, key, Claim.model_validate_json(raw))
-        elif raw.startswith(b'{"kind":"release"'):
-            _on_release(runtime, key, Release.model_validate_json(raw))
-        elif raw.startswith(b'{"kind":"merge"'):
-            await _on_merge(runtime, key, MergeRequest.model_validate_json(raw))
+        parsed = parse_identity_message(raw)
+        if isinstance(parsed, Claim):
+            await _on_claim(runtime, key, parsed)
+        elif isinstance(parsed, Release):
+            _on_release(runtime, key, parsed)
+        elif isinstance(parsed, MergeRequest):
+            await _on_merge(runtime, key, parsed)
         else:
             await dead_letter(runtime, message, "unknown_kind", raw[:60].decode(errors="replace"))
     except ValidationError as exc:
