@@ -26,7 +26,7 @@ from omnistream.journey.cli import (
 )
 from omnistream.journey.loader import JourneyLoadError, read_text, read_yaml
 from omnistream.journey.model import Catalog
-from omnistream.journey.scenarios import Scenario, check, load_scenario
+from omnistream.journey.scenarios import Scenario, check, delivery_line, load_scenario
 from omnistream.journey.simulate import Simulation
 
 __all__ = ["journeys"]
@@ -79,13 +79,18 @@ def simulate_command(
 def _expected_lines(scenario: Scenario) -> list[str]:
     sends = [f"send {s.at.isoformat()} {s.step} {s.channel}" for s in scenario.expect.sends]
     exits = [f"exit {e.at.isoformat()} {e.reason}" for e in scenario.expect.exits]
-    return sends + exits
+    deliveries = [
+        "deliver " + delivery_line(d.at, d.step, d.channel, d.outcome, d.reason)
+        for d in scenario.expect.deliveries or ()
+    ]
+    return sends + exits + deliveries
 
 
-def _actual_lines(result: Simulation) -> list[str]:
+def _actual_lines(scenario: Scenario, result: Simulation) -> list[str]:
     sends = [f"send {s.at.isoformat()} {s.step_id} {s.channel}" for s in result.sends]
     exits = [f"exit {at.isoformat()} {reason}" for at, _, reason in result.exits]
-    return sends + exits
+    deliveries = [f"deliver {delivery_line(*d)}" for d in result.deliveries]
+    return sends + exits + (deliveries if scenario.expect.deliveries is not None else [])
 
 
 def _run_one(catalog: Catalog, path: Path) -> bool:
@@ -106,9 +111,8 @@ def _run_one(catalog: Catalog, path: Path) -> bool:
     click.echo(f"FAIL {path}")
     for problem in problems:
         click.echo(f"  {problem}")
-    diff = difflib.unified_diff(
-        _expected_lines(scenario), _actual_lines(result), "expected", "actual", lineterm=""
-    )
+    expected, actual = _expected_lines(scenario), _actual_lines(scenario, result)
+    diff = difflib.unified_diff(expected, actual, "expected", "actual", lineterm="")
     for line in diff:
         click.echo(f"  {line}")
     click.echo("  --- timeline ---")

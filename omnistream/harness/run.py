@@ -21,6 +21,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from omnistream.channels.dispatcher import Dispatch, Dispatcher
 from omnistream.domain.commands import CancelTimer, Command, ScheduleTimer, Send
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import (
@@ -37,14 +38,23 @@ from omnistream.domain.identity import (
 from omnistream.domain.identity_messages import is_identity_message, parse_identity_message
 from omnistream.domain.state import CustomerState
 from omnistream.domain.timers import timer_fired_event
+from omnistream.domain.vocabulary import CHANNELS
 from omnistream.harness.broker import MemoryBroker, MemoryRecord
 from omnistream.harness.clock import ManualClock
+from omnistream.harness.delivery import Delivery, build_dispatcher, dispatch
 from omnistream.harness.tables import MemoryTable
 from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
 from omnistream.runtime.timer_index import TimerIndex
 
-__all__ = ["CUSTOMER_EVENTS", "Harness", "Observer", "Rejected", "send_topic"]
+__all__ = [
+    "CUSTOMER_EVENTS",
+    "DispatchObserver",
+    "Harness",
+    "Observer",
+    "Rejected",
+    "send_topic",
+]
 
 CUSTOMER_EVENTS: Final = "omni.customer-events"
 _MAX_INPUTS: Final = 100_000
@@ -61,6 +71,9 @@ def _by_seq(record: MemoryRecord) -> int:
 
 Observer = Callable[[Event, CustomerState, CustomerState, list[Command]], None]
 """Called after each step with the input, the row before and after, and the commands."""
+
+DispatchObserver = Callable[[datetime, Send, Dispatch], None]
+"""Called after the dispatcher handled a send, with the time and its outcomes and forward."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +98,20 @@ class Harness:
     timers: TimerIndex = field(default_factory=TimerIndex)
     rejected: list[Rejected] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
+    delivery: Delivery | None = None
+    """With a delivery model, sends go through the dispatcher; without, they stay on the topics."""
+    dispatch_observers: list[DispatchObserver] = field(default_factory=list)
+    _dispatcher: Dispatcher | None = field(default=None, init=False)
     _inputs: list[tuple[datetime, int, str, bytes]] = field(default_factory=list)
     _seq: int = 0
 
     def __post_init__(self) -> None:
         self.broker = MemoryBroker(self.partitions)
+        if self.delivery is not None:
+            self._dispatcher = build_dispatcher(self.delivery, self._now)
+
+    def _now(self) -> datetime:
+        return self.clock.now
 
     def publish(self, event: Event) -> None:
         """Schedule ``event`` to be produced at its timestamp (ties keep publication order).
@@ -136,9 +158,33 @@ class Harness:
             self.broker.send(CUSTOMER_EVENTS, key.encode(), event.to_json())
 
     def _drain(self) -> None:
-        for record in self.broker.poll(CUSTOMER_EVENTS):
-            self.handle(record)
-            record.ack()
+        """Consume until quiet: the customer agent, then (with a delivery model) the channels."""
+        while True:
+            for record in self.broker.poll(CUSTOMER_EVENTS):
+                self.handle(record)
+                record.ack()
+            if self._dispatcher is None or not self._deliver():
+                return
+
+    def _deliver(self) -> bool:
+        """The channel agents: each unread send through the dispatcher; False when none was."""
+        assert self._dispatcher is not None
+        handled = False
+        for channel in CHANNELS:
+            for record in self.broker.poll(send_topic(channel)):
+                send = Send.model_validate_json(record.value)
+                result = dispatch(self._dispatcher, send, self.clock.now)
+                for event in result.outcomes:
+                    self.broker.send(CUSTOMER_EVENTS, send.customer_key.encode(), event.to_json())
+                if result.forward is not None:
+                    forward = result.forward
+                    value = forward.to_json()
+                    self.broker.send(send_topic(forward.channel), record.key, value)
+                for observer in self.dispatch_observers:
+                    observer(self.clock.now, send, result)
+                record.ack()
+                handled = True
+        return handled
 
     def handle(self, record: MemoryRecord) -> None:
         """The customer agent's step for one record of ``omni.customer-events``."""

@@ -6,6 +6,7 @@ every event goes to its own key's row, so a file can hold several customers and 
 
 from __future__ import annotations
 
+from omnistream.harness.delivery import Delivery
 from omnistream.harness.simulate import simulate_on_harness
 from omnistream.journey.model import Catalog
 from omnistream.journey.scenarios import Scenario
@@ -22,4 +23,10 @@ def run_on_harness(catalog: Catalog, scenario: Scenario) -> Simulation:
         profile=scenario.profile,
         customer_key=scenario.customer,
         until=scenario.until,
+        delivery=_delivery(scenario),
     )
+
+
+def _delivery(scenario: Scenario) -> Delivery | None:
+    model = scenario.delivery
+    return Delivery(fail=dict(model.fail), caps=model.caps) if model is not None else None

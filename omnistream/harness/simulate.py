@@ -16,13 +16,15 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from omnistream.domain.commands import Command
+from omnistream.channels.dispatcher import Dispatch
+from omnistream.domain.commands import Command, Send
 from omnistream.domain.events import Event
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState
 from omnistream.domain.vocabulary import TIMER_FIRED
 from omnistream.harness.clock import ManualClock
-from omnistream.harness.run import Harness, Observer
+from omnistream.harness.delivery import Delivery
+from omnistream.harness.run import DispatchObserver, Harness, Observer
 from omnistream.journey.model import Catalog
 from omnistream.journey.simulate import (
     DEFAULT_RUN_ON,
@@ -57,6 +59,23 @@ def _timeline(sim: Simulation, customer_key: str) -> Observer:
     return observe
 
 
+def _deliveries(sim: Simulation, customer_key: str) -> DispatchObserver:
+    """A ``deliver`` line and a ``deliveries`` entry per outcome the dispatcher reported."""
+
+    def observe(at: datetime, send: Send, result: Dispatch) -> None:
+        for event in result.outcomes:
+            outcome = event.type.removeprefix("message_")
+            reason = event.properties.get("reason")
+            reason = str(reason) if reason is not None else None
+            sim.deliveries.append((at, send.step_id, send.channel, outcome, reason))
+            text = f"{send.journey_id} {send.step_id} {send.channel} {outcome}"
+            text += f" {reason}" if reason else ""
+            suffix = f" [{send.customer_key}]" if send.customer_key != customer_key else ""
+            sim.timeline.append(Line(at, "deliver", text + suffix))
+
+    return observe
+
+
 def _at(data: Mapping[str, Any]) -> datetime:
     return datetime.fromisoformat(str(data["timestamp"]))
 
@@ -69,14 +88,19 @@ def simulate_on_harness(
     customer_key: str = "customer-1",
     until: datetime | None = None,
     partitions: int = 4,
+    delivery: Delivery | None = None,
 ) -> Simulation:
-    """Feed ``events`` (JSON-like dicts) through the harness on a manual clock."""
+    """Feed ``events`` (JSON-like dicts) through the harness on a manual clock.
+
+    With ``delivery``, the channel agents run too and each of their answers is a ``deliver`` line.
+    """
     raw = sorted(enumerate(events), key=lambda pair: _at(pair[1]))
     sim = Simulation()
     start = _at(raw[0][1]) if raw else until
     if start is None:
         return sim
-    harness = Harness(catalog, ManualClock(start), partitions=partitions)
+    harness = Harness(catalog, ManualClock(start), partitions=partitions, delivery=delivery)
+    harness.dispatch_observers.append(_deliveries(sim, customer_key))
     harness.seed(CustomerState(key=customer_key, profile=Profile.model_validate(profile or {})))
     harness.observers.append(_timeline(sim, customer_key))
     for number, data in raw:

@@ -16,22 +16,35 @@ what must come out::
         - {at: "2026-03-03T15:00:00Z", reason: purchased}
 
 Sends and exits are compared in order and in full (a missing or an extra one fails); ``contains``
-is a substring of the subject or the body.
+is a substring of the subject or the body. With ``delivery:`` (provider failures per channel,
+caps) the harness runs the channel agents too, and ``expect.deliveries`` lists what each channel
+did with each send (``sent``, ``failed``, ``suppressed``, ``fallback``, with the reason), in order.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnistream.journey.loader import read_yaml
 from omnistream.journey.model import Catalog
 from omnistream.journey.simulate import Simulation, simulate
+from omnistream.policies.caps import CapsPolicy
 
-__all__ = ["ExpectedExit", "ExpectedSend", "Scenario", "check", "load_scenario", "run_scenario"]
+__all__ = [
+    "ExpectedDelivery",
+    "ExpectedExit",
+    "ExpectedSend",
+    "Scenario",
+    "ScenarioDelivery",
+    "check",
+    "delivery_line",
+    "load_scenario",
+    "run_scenario",
+]
 
 
 class _Strict(BaseModel):
@@ -53,10 +66,27 @@ class ExpectedExit(_Strict):
     reason: str
 
 
+class ExpectedDelivery(_Strict):
+    at: datetime
+    step: str
+    channel: str
+    outcome: Literal["sent", "failed", "suppressed", "fallback"]
+    reason: str | None = None
+
+
 class Expectations(_Strict):
     sends: tuple[ExpectedSend, ...] = ()
     exits: tuple[ExpectedExit, ...] = ()
     goals: int | None = None
+    deliveries: tuple[ExpectedDelivery, ...] | None = None
+    """Checked only when given (and only meaningful with a ``delivery`` model)."""
+
+
+class ScenarioDelivery(_Strict):
+    """The channel agents' world: permanent provider failures per channel, and the caps."""
+
+    fail: dict[str, str] = Field(default_factory=dict)
+    caps: CapsPolicy = Field(default_factory=CapsPolicy)
 
 
 class Scenario(_Strict):
@@ -66,6 +96,7 @@ class Scenario(_Strict):
     profile: dict[str, Any] = Field(default_factory=dict)
     events: tuple[dict[str, Any], ...] = ()
     until: datetime | None = None
+    delivery: ScenarioDelivery | None = None
     expect: Expectations
 
 
@@ -122,7 +153,24 @@ def check(scenario: Scenario, result: Simulation) -> list[str]:
     goals = scenario.expect.goals
     if goals is not None and goals != len(result.goals):
         problems.append(f"goals: expected {goals}, got {len(result.goals)}")
+    problems += _delivery_problems(scenario, result)
     return problems
+
+
+def _delivery_problems(scenario: Scenario, result: Simulation) -> list[str]:
+    if scenario.expect.deliveries is None:
+        return []
+    wanted = [
+        delivery_line(d.at, d.step, d.channel, d.outcome, d.reason)
+        for d in scenario.expect.deliveries
+    ]
+    actual = [delivery_line(*d) for d in result.deliveries]
+    return [] if wanted == actual else [f"deliveries: expected {wanted}, got {actual}"]
+
+
+def delivery_line(at: datetime, step: str, channel: str, outcome: str, reason: str | None) -> str:
+    """One delivery as compared and diffed: ``<time> <step> <channel> <outcome>[ <reason>]``."""
+    return " ".join([at.isoformat(), step, channel, outcome, *([reason] if reason else [])])
 
 
 def _fmt(exits: list[tuple[datetime, str]]) -> str:

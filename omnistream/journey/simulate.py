@@ -70,6 +70,9 @@ class Simulation:
     exits: list[tuple[datetime, str, str]] = field(default_factory=list)
     """(at, journey id, reason)."""
     goals: list[tuple[datetime, str]] = field(default_factory=list)
+    deliveries: list[tuple[datetime, str, str, str, str | None]] = field(default_factory=list)
+    """(at, step, channel, sent | failed | suppressed, reason): the channel agents' answers,
+    filled only when the harness runs them (a scenario's ``delivery`` model)."""
     state: CustomerState | None = None
 
     def render(self) -> str:

@@ -28,6 +28,8 @@ def test_one_customer_goldens_keep_the_one_row_simulators_timeline(
     scenario = load_scenario(path)
     if any(_names_a_key(event) for event in scenario.events):
         pytest.skip("several keys: the one-row simulator puts them on one row")
+    if scenario.delivery is not None:
+        pytest.skip("a delivery model: the one-row simulator runs no channel agents")
     on_harness = run_on_harness(catalog, scenario)
     assert on_harness.render() == run_scenario(catalog, scenario).render()
 
@@ -44,3 +46,19 @@ def test_another_visitors_cart_is_not_the_customers(catalog: Catalog) -> None:
 
 def _names_a_key(event: dict[str, object]) -> bool:
     return "customer_id" in event or "anonymous_id" in event
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bookstore_delivery_push_fails_email_bounces",
+        "bookstore_delivery_cap_reached",
+        "bookstore_delivery_no_consent",
+    ],
+)
+def test_delivery_goldens_need_the_channel_agents(catalog: Catalog, name: str) -> None:
+    """The delivery goldens pass on the harness and fail without the dispatcher (one-row)."""
+    scenario = load_scenario(JOURNEYS / "scenarios" / f"{name}.yaml")
+    result = run_on_harness(catalog, scenario)
+    assert not check(scenario, result), result.render()
+    assert check(scenario, run_scenario(catalog, scenario))
