@@ -14,6 +14,7 @@ changed row once after the broker acknowledged the batch's records, then acks th
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic, utcnow
@@ -33,7 +34,14 @@ from omnistream.runtime.dlq import dead_letter, guarded
 if TYPE_CHECKING:
     from omnistream.runtime.app import Runtime
 
-__all__ = ["input_kind", "install", "on_event"]
+__all__ = [
+    "input_kind",
+    "install",
+    "on_event",
+    "on_parsed",
+    "on_record",
+    "on_source_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +87,44 @@ async def on_event(
     batch.put(key, new_state)
 
 
+async def on_parsed(
+    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Any
+) -> None:
+    """One parsed input at ``key``, with the log context and the stage timing around it."""
+    started = monotonic()
+    clear_log_context()
+    bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
+    await on_event(runtime, batch, key, event, message)
+    M.stage_seconds.labels("customer").observe(monotonic() - started)
+
+
+async def on_source_record(runtime: Runtime, batch: CustomerBatch, message: Any) -> None:
+    """A producer's record: validated and handled here or forwarded (``runtime/ingest.py``)."""
+    forwarded = await ingest.on_source_record(runtime, message, partial(on_parsed, runtime, batch))
+    batch.produced(forwarded)
+
+
+async def on_record(runtime: Runtime, batch: CustomerBatch, message: Any) -> None:
+    """A record of ``omni.customer-events``: an identity message or an event for its key."""
+    raw: bytes = message.value or b""
+    key: bytes | None = message.key
+    if key is None:
+        await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
+        return
+    if identity.is_identity_message(raw):
+        await batch.barrier()  # identity handling reads and writes the tables directly
+        await identity.on_message(runtime, key, raw, message)
+        return
+    try:
+        event = parse_event(raw)
+    except EventError as exc:
+        await dead_letter(runtime, message, exc.reason, exc.detail)
+        return
+    await on_parsed(runtime, batch, key, event, message)
+
+
 def install(runtime: Runtime) -> None:
+    """The customer agent: a thin Faust adapter around ``on_source_record`` and ``on_record``."""
     sources = frozenset(runtime.settings.source_topics)
     settings = runtime.settings
 
@@ -92,6 +137,8 @@ def install(runtime: Runtime) -> None:
         max_age_s=settings.customer_batch_max_ms / 1000,
         on_error=crash,
     )
+    from_source = partial(on_source_record, runtime, batch)
+    from_customer_events = partial(on_record, runtime, batch)
 
     @runtime.app.agent(runtime.topics.customer_inputs, name="customers", concurrency=1)
     async def customers(stream: Any) -> None:
@@ -100,36 +147,8 @@ def install(runtime: Runtime) -> None:
             async with batch.lock:
                 batch.hold(record)
                 if message.topic in sources:
-                    await guarded(runtime, "ingest", message, on_source_record)
+                    await guarded(runtime, "ingest", message, from_source)
                 else:
-                    await guarded(runtime, "customer", message, on_record)
+                    await guarded(runtime, "customer", message, from_customer_events)
                 if batch.full:
                     await batch.barrier()
-
-    async def on_source_record(message: Any) -> None:
-        forwarded = await ingest.on_source_record(runtime, message, on_parsed)
-        batch.produced(forwarded)
-
-    async def on_record(message: Any) -> None:
-        raw: bytes = message.value or b""
-        key: bytes | None = message.key
-        if key is None:
-            await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
-            return
-        if identity.is_identity_message(raw):
-            await batch.barrier()  # identity handling reads and writes the tables directly
-            await identity.on_message(runtime, key, raw, message)
-            return
-        try:
-            event = parse_event(raw)
-        except EventError as exc:
-            await dead_letter(runtime, message, exc.reason, exc.detail)
-            return
-        await on_parsed(key, event, message)
-
-    async def on_parsed(key: bytes, event: Event, message: Any) -> None:
-        started = monotonic()
-        clear_log_context()
-        bind_log_context(stage="customer", customer_id=key.decode(), event_id=event.event_id)
-        await on_event(runtime, batch, key, event, message)
-        M.stage_seconds.labels("customer").observe(monotonic() - started)
