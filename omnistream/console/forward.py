@@ -19,7 +19,7 @@ from aiohttp import web
 from yarl import URL
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["FORWARDED", "forwarded", "on_owner", "same_worker"]
 

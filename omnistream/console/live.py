@@ -36,7 +36,7 @@ from omnistream.domain.journey_stats import SEP, Cells, cells_in_window, merge
 from omnistream.runtime.partitions import partition_of
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["LIVE_PATH", "fleet_figures", "local_figures", "peers"]
 

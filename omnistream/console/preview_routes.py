@@ -33,7 +33,7 @@ from omnistream.ports import ProviderError
 from omnistream.runtime.web_auth import CONSOLE_COOKIE, check_bearer
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["MAX_ADDRESS", "PreviewRoutes"]
 

@@ -19,7 +19,7 @@ from omnistream.runtime.dlq import DeadLetter
 from omnistream.runtime.partitions import partition_of
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["DLQ_RECORDS", "TIMELINE_RECORDS", "customer_records", "dead_letters", "dlq_entry"]
 

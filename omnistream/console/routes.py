@@ -39,7 +39,7 @@ from omnistream.runtime.customer_api import customer_view
 from omnistream.runtime.web_auth import CONSOLE_COOKIE, CONSOLE_LOGIN, check_cookie
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["STATIC", "install"]
 

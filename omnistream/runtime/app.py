@@ -1,14 +1,14 @@
 """Build the Faust app from settings and wire the agents onto it.
 
-A ``Runtime`` is one worker's view of omnistream: the Faust app, its topics and tables, the
-Redis client and the loaded journeys. Each concept lives in its own module (customers with
-ingest, senders, timers, web) and registers its agents through ``install(runtime)``.
+A ``Runtime`` (defined in ``runtime/runtime.py``) is one worker's view of omnistream: the Faust
+app, its topics and tables, the Redis client and the loaded journeys. Each concept lives in its
+own module (customers with ingest, senders, timers, web) and registers its agents through
+``install(runtime)``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import faust
@@ -22,25 +22,12 @@ from omnistream.runtime import broadcasts, dlq, transport, undecodable
 from omnistream.runtime.journey_events import install as install_journey_events
 from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
-from omnistream.runtime.timers import TimerIndex
-from omnistream.runtime.wiring import ChannelAdapters, build_channel_adapters
+from omnistream.runtime.runtime import Runtime, Topics
+from omnistream.runtime.wiring import build_channel_adapters
 
-__all__ = ["Runtime", "Topics", "build_runtime"]
+__all__ = ["build_runtime"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Topics:
-    """Every topic the worker reads or writes (values and keys are raw bytes)."""
-
-    customer_events: Any
-    customer_inputs: Any
-    """What the customer agent reads: ``customer_events`` and the source topics (ingest)."""
-    dlq: Any
-    sends: dict[str, Any] = field(default_factory=dict)
-    journey_events: Any = None
-    """``omni.journey-events``; ``None`` when ``OMNISTREAM_JOURNEY_EVENTS=false``."""
 
 
 ROCKSDB_OPTIONS: Final = {
@@ -52,28 +39,6 @@ ROCKSDB_OPTIONS: Final = {
 2 GiB block cache, each per database) held a worker at 1.27 GiB after recovering 1M customers,
 more than the memory store; with these and a streamed timer rebuild: 258 MiB
 (``python -m benchmarks --only rss``, docs/performance.md). The memory store ignores them."""
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    catalog: Catalog
-    app: Any
-    topics: Topics
-    customers: Any
-    """Faust table: customer key -> CustomerState bytes."""
-    aliases: Any
-    """Faust table: identifier key -> customer key it was merged into (docs/identity.md)."""
-    redis: aioredis.Redis
-    """Connects on its first command; made with the runtime, so it exists before any agent runs
-    (see ``build_runtime``)."""
-    owned: OwnedPartitions
-    """The customer-events partitions this worker owns now (updated on every rebalance)."""
-    channels: ChannelAdapters
-    """Providers, Redis stores, dispatcher and receipt handler (``runtime/wiring.py``)."""
-    timers: TimerIndex = field(default_factory=TimerIndex)
-    journey_stats: Any = None
-    """Faust global table of journey stats buckets (``runtime/journey_events.py``)."""
 
 
 def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:

@@ -45,7 +45,7 @@ from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.partitions import partition_of
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "PROGRESS_TABLE",

@@ -17,7 +17,7 @@ from omnistream.runtime.delivery import Pending
 from omnistream.runtime.journey_events import publish as publish_journey_events
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["execute", "load_row"]
 

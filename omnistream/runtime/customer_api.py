@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from omnistream.domain.state import CustomerState
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["customer_view", "install"]
 

@@ -32,7 +32,7 @@ from omnistream.runtime.commands import execute
 from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "input_kind",

@@ -41,7 +41,7 @@ from omnistream.runtime.delivery import Pending
 from omnistream.storage.redis_base import REDIS_DOWN
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "DEFAULT_BACKOFF",

@@ -29,7 +29,7 @@ from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.dlq import dead_letter
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["alias_of", "forget_customer", "is_identity_message", "on_message", "publish"]
 

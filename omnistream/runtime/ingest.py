@@ -31,7 +31,7 @@ from omnistream.runtime.delivery import Pending
 from omnistream.runtime.dlq import dead_letter
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["Handle", "on_source_record"]
 

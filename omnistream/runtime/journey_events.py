@@ -55,7 +55,7 @@ from omnistream.runtime.batch import in_event_context
 from omnistream.runtime.delivery import Pending
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "STATS_TABLE",

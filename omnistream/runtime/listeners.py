@@ -31,7 +31,7 @@ from omnistream.runtime import web as pages
 from omnistream.runtime.web_auth import internal_auth, warn_if_unconfigured
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["MAX_BODY_BYTES", "PublicListener", "install", "public_app"]
 

@@ -28,7 +28,7 @@ from omnistream.clock import monotonic, utcnow
 from omnistream.observability.metrics import M
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "REFRESH_INTERVAL_S",

@@ -20,7 +20,7 @@ from omnistream.clock import utcnow
 from omnistream.domain.identity import route_key
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["webhook_handler"]
 

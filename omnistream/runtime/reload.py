@@ -43,7 +43,7 @@ from omnistream.journey.versions import (
 from omnistream.observability.metrics import M
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "LAST_GOOD_DIR",

@@ -20,7 +20,7 @@ from omnistream.observability.metrics import M
 from omnistream.runtime.dlq import dead_letter, guarded
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["install"]
 

@@ -20,7 +20,7 @@ from omnistream.runtime.partitions import partition_of
 from omnistream.runtime.timer_index import TimerIndex
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["TimerIndex", "install", "timer_fired_event"]
 

@@ -23,7 +23,7 @@ from omnistream.observability.metrics import REGISTRY
 from omnistream.runtime import observers
 
 if TYPE_CHECKING:
-    from omnistream.runtime.app import Runtime
+    from omnistream.runtime.runtime import Runtime
 
 __all__ = ["health", "install", "readiness"]
 
