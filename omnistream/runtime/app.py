@@ -18,7 +18,20 @@ from omnistream.config import Settings
 from omnistream.console import routes as console_routes
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
-from omnistream.runtime import broadcasts, dlq, transport, undecodable
+from omnistream.runtime import (
+    broadcasts,
+    customer_api,
+    customers,
+    dlq,
+    listeners,
+    observers,
+    reload,
+    senders,
+    timers,
+    transport,
+    undecodable,
+    web,
+)
 from omnistream.runtime.journey_events import install as install_journey_events
 from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
@@ -94,17 +107,6 @@ def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:
 
 def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
     """Create the app, topics and tables, and install every agent and web route."""
-    from omnistream.runtime import (
-        customer_api,
-        customers,
-        listeners,
-        observers,
-        reload,
-        senders,
-        timers,
-        web,
-    )
-
     app = _faust_app(settings)
     topics = Topics(
         customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
