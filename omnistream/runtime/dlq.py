@@ -38,6 +38,7 @@ from omnistream.channels.retry import RedisUnavailable
 from omnistream.clock import utcnow
 from omnistream.observability.metrics import M
 from omnistream.runtime.delivery import Pending
+from omnistream.runtime.faust_types import Message
 from omnistream.storage.redis_base import REDIS_DOWN
 
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ def _max_request_size(runtime: Runtime) -> int:
 
 async def dead_letter(
     runtime: Runtime,
-    message: Any,
+    message: Message,
     reason: str,
     detail: str,
     *,
@@ -294,8 +295,8 @@ async def _pause(stage: str, where: str, exc: BaseException, delay: float, sleep
 async def guarded(
     runtime: Runtime,
     stage: str,
-    message: Any,
-    handle: Callable[[Any], Awaitable[None]],
+    message: Message,
+    handle: Callable[[Message], Awaitable[None]],
     *,
     backoff: Backoff = DEFAULT_BACKOFF,
     sleep: Sleep = asyncio.sleep,

@@ -53,6 +53,7 @@ from omnistream.journey.model import Catalog
 from omnistream.observability.metrics import M
 from omnistream.runtime.batch import in_event_context
 from omnistream.runtime.delivery import Pending
+from omnistream.runtime.faust_types import Event, Table
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -130,9 +131,9 @@ def _key(journey_id: str, bucket: str, partition: int) -> bytes:
     return f"{journey_id}{SEP}{bucket}{SEP}{partition}".encode()
 
 
-def _deltas(events: Sequence[Any]) -> dict[bytes, tuple[Cells, Any]]:
+def _deltas(events: Sequence[Event]) -> dict[bytes, tuple[Cells, Event]]:
     """Table key -> (cells to add, an input of the key's partition) for one batch."""
-    deltas: dict[bytes, tuple[Cells, Any]] = {}
+    deltas: dict[bytes, tuple[Cells, Event]] = {}
     for event in events:
         try:
             record = JourneyEvent.model_validate_json(event.message.value or b"")
@@ -150,7 +151,7 @@ def _deltas(events: Sequence[Any]) -> dict[bytes, tuple[Cells, Any]]:
     return deltas
 
 
-def _apply(table: Any, deltas: dict[bytes, tuple[Cells, Any]]) -> None:
+def _apply(table: Table, deltas: dict[bytes, tuple[Cells, Event]]) -> None:
     for key, (cells, source) in deltas.items():
         raw = table.get(key)
         current: Cells = orjson.loads(raw) if raw else {}
@@ -174,7 +175,7 @@ def install(runtime: Runtime) -> None:
             prune(table, events, utcnow(), pruned)
 
 
-def prune(table: Any, events: Sequence[Any], now: datetime, pruned: dict[int, int]) -> int:
+def prune(table: Table, events: Sequence[Event], now: datetime, pruned: dict[int, int]) -> int:
     """Delete hour buckets older than ``KEEP_HOURS`` of the batch's partitions, once an hour per
     partition (``pruned``: partition -> hour of its last pass). Returns the keys deleted."""
     hour = int(bucket_of(now)[1:])
@@ -254,7 +255,7 @@ def journeys_overview(runtime: Runtime, now: datetime, window: str = "day") -> d
     return {"window": window, "at": now.isoformat(), "journeys": out}
 
 
-def stats_buckets(table: Any, journey_id: str) -> dict[str, Cells]:
+def stats_buckets(table: Table, journey_id: str) -> dict[str, Cells]:
     """The journey's buckets summed over partitions (every worker holds them all)."""
     prefix = f"{journey_id}{SEP}".encode()
     out: dict[str, Cells] = {}
@@ -264,7 +265,7 @@ def stats_buckets(table: Any, journey_id: str) -> dict[str, Cells]:
     return out
 
 
-def _items(table: Any, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+def _items(table: Table, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
     for key, raw in table.items():
         if key.startswith(prefix) and raw:
             yield key, raw

@@ -30,6 +30,7 @@ from omnistream.runtime.dlq import (
     guarded,
     is_transient,
 )
+from omnistream.runtime.faust_types import Message
 
 LIMIT = 1_000_000  # Faust's default producer_max_request_size
 BIG = 999_800
@@ -85,8 +86,19 @@ def runtime_with(dlq: SizedTopic) -> Any:
     )
 
 
-def message(value: bytes = b"{}") -> Any:
-    return SimpleNamespace(topic="t.events.site", partition=3, offset=17, key=b"k1", value=value)
+@dataclass(frozen=True)
+class FakeMessage:
+    """A consumed record as the DLQ reads it (``runtime/faust_types.Message``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def message(value: bytes = b"{}") -> Message:
+    return FakeMessage(topic="t.events.site", partition=3, offset=17, key=b"k1", value=value)
 
 
 def sample(name: str, **labels: str) -> float:
