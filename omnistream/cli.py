@@ -69,7 +69,7 @@ def worker() -> None:
 
     from omnistream.runtime.app import build_runtime
 
-    settings = Settings()
+    settings, channel_settings = Settings(), ChannelSettings()  # read once, passed down
     setup_logging(settings.log_level)
     if settings.event_loop == "uvloop":
         import mode.loop
@@ -78,12 +78,12 @@ def worker() -> None:
     ensure_data_dir(settings.data_dir)
     try:  # bad files: one file:line each and exit 1, never a traceback (or a crash loop)
         catalog = starting_catalog(settings)
-        load_caps_policy(ChannelSettings().caps_file)
+        load_caps_policy(channel_settings.caps_file)
     except (StartRefused, CapsPolicyError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:  # an unsafe or invalid provider setting: one line naming the variable, exit 1
-        runtime = build_runtime(settings, catalog)
+        runtime = build_runtime(settings, catalog, channel_settings)
     except ProviderConfigError as exc:
         click.echo(f"omnistream worker: {exc}", err=True)
         sys.exit(1)

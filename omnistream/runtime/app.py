@@ -14,6 +14,7 @@ from typing import Any, Final
 import faust
 import redis.asyncio as aioredis
 
+from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.console import routes as console_routes
 from omnistream.journey.model import Catalog
@@ -105,8 +106,13 @@ def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:
     )
 
 
-def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
-    """Create the app, topics and tables, and install every agent and web route."""
+def build_runtime(
+    settings: Settings, catalog: Catalog, channel_settings: ChannelSettings | None = None
+) -> Runtime:
+    """Create the app, topics and tables, and install every agent and web route.
+
+    ``channel_settings``: the CLI's, read once from the environment and passed down (read here
+    when omitted, for tests)."""
     app = _faust_app(settings)
     topics = Topics(
         customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
@@ -150,7 +156,8 @@ def build_runtime(settings: Settings, catalog: Catalog) -> Runtime:
         health_check_interval=settings.redis_health_check_interval_s,
     )
     owned = OwnedPartitions(settings.customer_events_topic, settings.partitions).install(app)
-    channels = build_channel_adapters(settings, redis)  # a bad provider fails here, at start
+    # A bad provider fails here, at start.
+    channels = build_channel_adapters(settings, redis, channel_settings)
     runtime = Runtime(
         settings,
         catalog,
