@@ -68,7 +68,7 @@ class M:
     )
     customer_inputs = Counter(
         "omnistream_customer_inputs_total",
-        "Inputs processed by the customer agent, by kind (event, timer, outcome).",
+        "Inputs processed by the customer agent, by kind (event, timer, broadcast, outcome).",
         ["kind"],
         registry=REGISTRY,
     )

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from omnistream.clock import monotonic, utcnow
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
 from omnistream.domain.journey_events import Cause
 from omnistream.domain.state import CustomerState
-from omnistream.domain.vocabulary import SYSTEM_SOURCE
+from omnistream.domain.vocabulary import BROADCAST_DUE, SYSTEM_SOURCE, TIMER_FIRED
 from omnistream.journey.engine import step
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
@@ -47,10 +47,13 @@ log = logging.getLogger(__name__)
 
 
 def input_kind(event: Event) -> str:
-    """Label for metrics: customer event, timer firing or send outcome."""
+    """Label for metrics: customer event, timer firing, broadcast turn or send outcome."""
     if event.source != SYSTEM_SOURCE:
         return "event"
-    return "timer" if event.type == "timer_fired" else "outcome"
+    return _SYSTEM_KINDS.get(event.type, "outcome")
+
+
+_SYSTEM_KINDS: Final = {TIMER_FIRED: "timer", BROADCAST_DUE: "broadcast"}
 
 
 async def on_event(
