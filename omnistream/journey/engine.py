@@ -48,7 +48,13 @@ from omnistream.journey.sending import (
     on_delivery_outcome,
     start_send,
 )
-from omnistream.journey.triggers import arm_after, fire_trigger, sync_dates
+from omnistream.journey.triggers import (
+    arm_after,
+    attribute_changes,
+    enter_on_changes,
+    fire_trigger,
+    sync_dates,
+)
 
 __all__ = ["OUTCOMES", "TIMER_FIRED", "step"]
 
@@ -81,6 +87,7 @@ def step(
         on_broadcast_due(tx)  # a scheduled broadcast's turn for this customer (broadcast.py)
         return tx.state, tx.commands
     entered = _segments_entered(tx, state.profile) if catalog.segment_triggers else []
+    changed = attribute_changes(tx, state.profile) if catalog.attribute_triggers else []
     if event.source == SYSTEM_SOURCE and event.type in OUTCOMES:
         _outcome(tx)
     if event.type in catalog.listened and new.instances:
@@ -88,6 +95,7 @@ def step(
     _trigger(tx)
     for name in entered:
         _enter_segment(tx, name)
+    enter_on_changes(tx, changed)
     return tx.state, tx.commands
 
 

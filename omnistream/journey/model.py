@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from omnistream.domain.commands import Category
+from omnistream.journey.attributes import AttributeChanged
 from omnistream.journey.expr import Expr, compile_expr
 from omnistream.journey.schedule import Schedule
 from omnistream.journey.targeting import Targeting
@@ -221,6 +222,11 @@ class Trigger(_Strict):
         pattern=r"^[a-z][a-z0-9_]{0,63}$",
         description="Enter when an event moves the profile into this segment (segments.yaml).",
     )
+    attribute_changed: AttributeChanged | None = Field(
+        default=None,
+        description="Enter when an event changes a profile value: {path: profile.traits.tier, "
+        "from: silver, to: gold} (from/to optional; a list means any of).",
+    )
     schedule: Schedule | None = Field(
         default=None,
         description="A scheduled or recurring broadcast: {weekly: thu, at: '18:00'} or "
@@ -235,12 +241,20 @@ class Trigger(_Strict):
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
         kinds = [
-            k for k in (self.event, self.date, self.segment_entered, self.schedule) if k is not None
+            k
+            for k in (
+                self.event,
+                self.date,
+                self.segment_entered,
+                self.schedule,
+                self.attribute_changed,
+            )
+            if k is not None
         ]
         if len(kinds) != 1:
             raise ValueError(
                 "a trigger needs exactly one of 'event' or 'date' (or 'segment_entered', "
-                "'schedule')"
+                "'schedule', 'attribute_changed')"
             )
         if self.audience is not None and self.schedule is None:
             raise ValueError("'audience' goes with a 'schedule' trigger")
@@ -611,6 +625,7 @@ class Catalog:
         self.merged_policies: dict[str, Policies] = {}
         dated: list[Journey] = []
         by_segment: dict[str, list[Journey]] = {}
+        changed: list[Journey] = []
         for journey in self.journeys.values():
             self.listens[journey.id] = _listened_types(journey)
             self.merged_policies[journey.id] = self.policies.merged(journey.policies)
@@ -621,6 +636,8 @@ class Catalog:
                 dated.append(journey)
             elif trigger.segment_entered is not None:
                 by_segment.setdefault(trigger.segment_entered, []).append(journey)
+            elif trigger.attribute_changed is not None:
+                changed.append(journey)
             elif trigger.event is not None:
                 target = immediate if trigger.after is None else delayed
                 target.setdefault(trigger.event, []).append(journey)
@@ -633,6 +650,8 @@ class Catalog:
         """Active broadcast journeys (``schedule`` triggers), run by ``runtime/broadcasts.py``."""
         self.segment_triggers = {k: tuple(v) for k, v in by_segment.items()}
         """Segment name -> active journeys entered on it; empty: no profile is judged."""
+        self.attribute_triggers = tuple(changed)
+        """Active journeys with an ``attribute_changed`` trigger; empty: nothing is judged."""
         segments = self.targeting.segments
         self.trigger_targeting = dataclasses.replace(
             self.targeting, segments={k: segments[k] for k in by_segment if k in segments}

@@ -5,6 +5,10 @@ There is no scheduler outside the customer's row: a time trigger is a timer of p
 event, so "40 days after the *last* dog-food order" falls out naturally; ``repeat`` re-arms it
 after it fires. A ``date`` trigger is kept in step with the profile trait and the customer's
 time zone; when either changes the timer moves.
+
+An ``attribute_changed`` trigger has no timer: the engine asks ``attribute_changes`` right after
+an event's profile update (before any journey step touches the profile) and enters the journeys
+it returns once the event's own journey work is done, as it does for ``segment_entered``.
 """
 
 from __future__ import annotations
@@ -12,12 +16,25 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from omnistream.domain.profile import Profile
 from omnistream.domain.state import Timer
 from omnistream.journey.model import DateTrigger, Journey, duration_of
 from omnistream.journey.runner import Tx, enter
 from omnistream.policies.quiet_hours import local_at, zone
 
-__all__ = ["arm_after", "fire_trigger", "next_date", "sync_dates", "trigger_timers"]
+__all__ = [
+    "AttributeChange",
+    "arm_after",
+    "attribute_changes",
+    "enter_on_changes",
+    "fire_trigger",
+    "next_date",
+    "sync_dates",
+    "trigger_timers",
+]
+
+AttributeChange = tuple[Journey, dict[str, Any]]
+"""A journey and the synthetic ``attribute_changed`` event that enters it."""
 
 
 def trigger_timers(tx: Tx) -> dict[str, Timer]:
@@ -148,3 +165,40 @@ def fire_trigger(tx: Tx, timer: Timer) -> None:
 
 def _ctx(tx: Tx, event: dict[str, Any]) -> dict[str, Any]:
     return {"event": event, "trigger": event, "profile": tx.profile_json, "vars": {}, "now": tx.now}
+
+
+def attribute_changes(tx: Tx, before: Profile) -> list[AttributeChange]:
+    """The ``attribute_changed`` journeys this event's profile update fires, with their events.
+
+    ``before`` is the profile as the event found it, ``tx.state.profile`` as ``apply_event``
+    left it (an event that changes nothing returns the same object: nothing to judge). Each
+    trigger renders only its own value, so the cost is a few dict lookups per trigger.
+    """
+    after = tx.state.profile
+    if after is before:
+        return []
+    found: list[AttributeChange] = []
+    for journey in tx.catalog.attribute_triggers:
+        spec = journey.trigger.attribute_changed
+        assert spec is not None  # catalog.attribute_triggers holds these only
+        change = spec.change(before, after)
+        if change is None:
+            continue
+        properties = {
+            "path": spec.path,
+            "from": change[0],
+            "to": change[1],
+            "cause": tx.event.type,
+            "event_id": tx.event.event_id,
+        }
+        event = {"type": "attribute_changed", "timestamp": tx.now.isoformat()}
+        found.append((journey, {**event, "properties": properties}))
+    return found
+
+
+def enter_on_changes(tx: Tx, changes: list[AttributeChange]) -> None:
+    """Enter each changed journey whose ``when`` (over the change and the profile) holds."""
+    for journey, event in changes:
+        when = journey.trigger.when
+        if when is None or when.test(_ctx(tx, event)):
+            enter(tx, journey, event)
