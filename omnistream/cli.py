@@ -22,6 +22,7 @@ from omnistream.journey.loader import JourneyLoadError, load_catalog
 from omnistream.journey.model import journey_json_schema
 from omnistream.observability.logging import setup_logging
 from omnistream.ops.cli import topics
+from omnistream.ops.segments_cli import segments
 from omnistream.policies.caps import CapsPolicyError, load_caps_policy
 from omnistream.providers.errors import ProviderConfigError
 from omnistream.runtime.admin import produce_forget
@@ -246,6 +247,7 @@ def _mount_groups() -> None:
     """Author tools live next to the journey language, operator tools in ops/."""
     cli.add_command(journeys)
     cli.add_command(topics)
+    cli.add_command(segments)  # segments count: an audience estimate from the workers
 
 
 _mount_groups()

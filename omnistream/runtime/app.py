@@ -27,6 +27,7 @@ from omnistream.runtime import (
     listeners,
     observers,
     reload,
+    segments_api,
     senders,
     timers,
     transport,
@@ -182,6 +183,7 @@ def build_runtime(
     reload.install(runtime)
     listeners.install(runtime)  # token check on the internal routes, public /webhooks
     customer_api.install(runtime)
+    segments_api.install(runtime)  # GET /segments/{name}/count (omnistream segments count)
     console_routes.install(runtime)  # /console on the internal listener (docs/console.md)
     web.install(runtime)
     observers.install(runtime)
