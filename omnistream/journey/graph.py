@@ -91,6 +91,10 @@ def mermaid(journey: Journey) -> str:
         start = f"{trigger.date.trait} at {trigger.date.at:%H:%M} local"
     elif trigger.segment_entered is not None:
         start = f"entered segment {trigger.segment_entered}"
+    elif trigger.attribute_changed is not None:
+        start = f"{trigger.attribute_changed.path} changed"
+    elif trigger.schedule is not None:
+        start = f"broadcast to {trigger.audience or 'everyone'}"
     else:
         start = str(trigger.event) + (f" + {_duration(trigger.after)}" if trigger.after else "")
     lines = [
