@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Protocol
 
-__all__ = ["Producer", "Record", "Table"]
+__all__ = ["Message", "Producer", "Record", "Table"]
 
 
-class Record(Protocol):
-    """One consumed record; ``ack`` marks it handled (the consumer's position may move past it)."""
+class Message(Protocol):
+    """A consumed record's place and bytes, as Faust hands it over (``faust.types.Message``)."""
 
     @property
     def topic(self) -> str: ...
@@ -23,6 +23,13 @@ class Record(Protocol):
     def offset(self) -> int: ...
     @property
     def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+class Record(Message, Protocol):
+    """One consumed record; ``ack`` marks it handled (the consumer's position may move past it)."""
+
     @property
     def value(self) -> bytes: ...
 
