@@ -17,6 +17,9 @@ commit, which flushes the producer, hangs). It needs a queued batch at that mome
 Faust's ``producer_linger`` at 5 ms the worker hit it in 3 of 29 runs of the exact-counters
 test (0 of 14 with this fix); ``tests/integration/test_producer_metadata.py`` shows it alone.
 
+Table recovery reads each changelog partition to its end offset checked by a fetch, not only as
+ListOffsets lists it (Tansu lists it short; ``runtime/end_offsets.py``).
+
 The consumer skips the record batches it cannot decode instead of crashing (``ConsumerThread.
 _fetch_records``; why and how in ``runtime/undecodable.py``).
 """
@@ -39,6 +42,7 @@ from omnistream.observability.metrics import M
 from omnistream.runtime import undecodable
 from omnistream.runtime.acks import UnackedRecords
 from omnistream.runtime.continuity import OffsetContinuity, Verdict
+from omnistream.runtime.end_offsets import true_end_offsets
 
 __all__ = [
     "SCHEME",
@@ -88,6 +92,15 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             continuity.skipped(TP(batch.topic, batch.partition), batch.first_offset,
                                batch.last_offset)  # fmt: skip
         undecodable.hand_over(self.app, self.consumer, self.parent_loop, batch)
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """The end offsets table recovery reads up to, checked by fetching: a broker may list
+        them short (``runtime/end_offsets.py``), and recovery then lost rows."""
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return cast(Mapping[TP, int], listed)
+        probe = self._create_client_consumer(cast(faust_aiokafka.Transport, self.transport))
+        return cast(Mapping[TP, int], await true_end_offsets(probe, listed))
 
     async def seek_to_committed(self) -> Mapping[Any, int]:
         # Faust's type says int; aiokafka (and this) give None for "nothing committed".
