@@ -96,6 +96,7 @@ class Options:
     settle: float
     max_wait: float
     workdir: Path
+    store: str = "memory://"
 
 
 @dataclass
@@ -172,7 +173,7 @@ def worker_env(
         OMNISTREAM_REBALANCE_TIMEOUT_S="3", OMNISTREAM_SESSION_TIMEOUT_S="6",
         OMNISTREAM_FETCH_MAX_WAIT_MS="10", OMNISTREAM_RECOVERY_CONSISTENCY_CHECK="false",
         OMNISTREAM_PARTITIONS="4", OMNISTREAM_CHANNELS_REDIS_PREFIX=f"{run}:",
-        OMNISTREAM_INTERNAL_TOKENS=secrets.token_urlsafe(32),
+        OMNISTREAM_INTERNAL_TOKENS=secrets.token_urlsafe(32), OMNISTREAM_STORE=opts.store,
     )  # fmt: skip
     return env
 
@@ -275,6 +276,17 @@ async def quiesce(run: Run) -> Verdict:
             return result
 
 
+def save_inputs(run: Run, path: Path) -> None:
+    """What the verdict was computed from besides ``sends.jsonl``, to judge a run again later
+    (``soak_check.verdict``) without running it again."""
+    inputs = {
+        "produced": [[p.customer, p.type, p.at.isoformat()] for p in run.produced],
+        "buyers": sorted(run.buyers),
+        "kills": [[k.at.isoformat(), list(k.victims)] for k in run.kills],
+    }
+    path.write_bytes(orjson.dumps(inputs))
+
+
 async def run_once(opts: Options) -> tuple[Verdict, list[Kill]]:
     rng = random.Random(opts.seed)  # noqa: S311 - a reproducible plan, not a secret
     plan, buyers = make_plan(rng, opts.customers, opts.events, opts.duration)
@@ -292,6 +304,7 @@ async def run_once(opts: Options) -> tuple[Verdict, list[Kill]]:
         run = Run(opts, plan, buyers, kills, slots, sends, f"soak{opts.seed}.events.app")
         try:
             result = await _drive(run, broker.url)
+            save_inputs(run, opts.workdir / "verdict-inputs.json")
             if result.failed:
                 await diagnose(broker.url, f"soak{opts.seed}.", result, opts.workdir)
             return result, run.kills
@@ -369,6 +382,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, int]:
     parser.add_argument("--settle", type=float, default=15.0, help="quiet seconds to call it done")
     parser.add_argument("--max-wait", type=float, default=180.0, help="after the traffic")
     parser.add_argument("--workdir", type=Path, default=Path("var/soak"))
+    parser.add_argument(
+        "--store",
+        choices=["memory://", "rocksdb://"],
+        default="memory://",
+        help="the workers' table store; a restarted worker keeps its RocksDB directory",
+    )
     args = parser.parse_args(argv)
     return args, args.runs
 
@@ -386,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         seed = args.seed + n
         opts = Options(
             seed, args.customers, args.events, args.kills, args.duration, args.settle,
-            args.max_wait, args.workdir / f"seed-{seed}",
+            args.max_wait, args.workdir / f"seed-{seed}", args.store,
         )  # fmt: skip
         print(f"run {n + 1}/{runs}: seed {seed}, workdir {opts.workdir}", flush=True)
         try:

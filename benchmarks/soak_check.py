@@ -96,6 +96,8 @@ class Verdict:
     early: list[str] = field(default_factory=list)
     resume_s: list[float] = field(default_factory=list)
     """One figure per kill, in kill order."""
+    longest_delay_s: float = 0.0
+    """The longest a send due after the first kill waited, across any later kills."""
     expected: int = 0
     seen: int = 0
 
@@ -108,7 +110,8 @@ class Verdict:
         return (
             f"lost {len(self.lost)} / duplicated {len(self.duplicated)} / "
             f"sent-after-purchase {len(self.after_purchase)} / early {len(self.early)} / "
-            f"max resume {worst:.1f}s  (expected sends {self.expected}, seen {self.seen})"
+            f"max resume {worst:.1f}s  (longest send delay {self.longest_delay_s:.1f}s, "
+            f"expected sends {self.expected}, seen {self.seen})"
         )
 
 
@@ -209,6 +212,8 @@ def verdict(
             if s.sent_at < cart + CART_WAIT
         ]
     result.resume_s = resume_seconds(due, [k.at for k in kills])
+    if kills:
+        result.longest_delay_s = longest_delay(due, min(k.at for k in kills))
     return result
 
 
@@ -237,17 +242,26 @@ def _describe(line: SendLine, why: str) -> str:
 def resume_seconds(
     due_sent: Iterable[tuple[datetime, datetime]], kills: Sequence[datetime]
 ) -> list[float]:
-    """Per kill: the longest a send waited after the kill, counting the sends sent after it
-    that fell due before the next kill, each from the later of its due time and the kill."""
+    """Per kill: the longest a send waited because of it. Counted are the sends that fell due
+    between this kill and the next one, each from the later of its due time and the kill, up to
+    when it was sent or the next kill, whichever came first: a send still waiting at the next
+    kill is that kill's to resume too, so its wait after it is not charged to this one twice."""
     pairs = list(due_sent)
     ordered = sorted(kills)
     figures = []
     for i, kill in enumerate(ordered):
         until = ordered[i + 1] if i + 1 < len(ordered) else datetime.max.replace(tzinfo=kill.tzinfo)
         waits = [
-            (sent - max(due, kill)).total_seconds()
+            (min(sent, until) - max(due, kill)).total_seconds()
             for due, sent in pairs
             if sent >= kill and due < until
         ]
         figures.append(max(waits, default=0.0))
     return figures
+
+
+def longest_delay(due_sent: Iterable[tuple[datetime, datetime]], since: datetime) -> float:
+    """The longest any send due after ``since`` (the first kill) waited, however many kills it
+    waited through."""
+    waits = [(sent - due).total_seconds() for due, sent in due_sent if due >= since]
+    return max(waits, default=0.0)

@@ -12,6 +12,7 @@ from benchmarks.soak_check import (
     Kill,
     Produced,
     SendLine,
+    longest_delay,
     make_plan,
     plan_kills,
     resume_seconds,
@@ -76,6 +77,12 @@ def test_resume_counts_from_the_kill_or_the_due_time_until_the_next_kill() -> No
         (at(40), at(41)),  # due after the second kill, 1 s late
     ]
     assert resume_seconds(pairs, [at(10), at(30)]) == [15.0, 1.0]
+
+
+def test_a_send_still_waiting_at_the_next_kill_is_charged_to_each_kill_once() -> None:
+    pairs = [(at(25), at(50))]  # due 5 s before the second kill, sent 20 s after it
+    assert resume_seconds(pairs, [at(10), at(30)]) == [5.0, 20.0]
+    assert longest_delay(pairs, at(10)) == 25.0
 
 
 def test_kills_never_overlap_a_restart_and_one_takes_both_down() -> None:
