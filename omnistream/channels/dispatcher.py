@@ -22,11 +22,14 @@ short expiry (``in_flight_ttl_s``); after the provider answers it becomes a *don
 the long dedup expiry, holding the outcomes. A redelivery of a done send replays its outcomes and
 fallback (same ids; the customer agent and the next channel's dedup drop repeats), so a worker
 that died after marking done but before producing loses nothing. A redelivery that finds another
-worker's in-flight marker waits for it to finish or lapse, unless the marker names an owner
-whose lease lapsed: a worker killed *during* the provider call no longer holds its lease
-(``owner_lease_s``, renewed every third of it), so its claim is taken over at once instead of
-holding the channel for ``in_flight_ttl_s``, and the send is tried again: at-least-once, with
-the send id as the provider's idempotency key where the provider has one.
+worker's in-flight marker and the marker names an owner whose lease lapsed takes it over: a
+worker killed *during* the provider call no longer holds its lease (``owner_lease_s``, renewed
+every third of it), so the send is tried again at once (at-least-once, with the send id as the
+provider's idempotency key where the provider has one). A marker whose owner still holds its
+lease (a live worker mid-send after a rebalance, or a dead one whose lease has not lapsed yet)
+is polled for ``held_claim_wait_s`` at most; then the dispatch answers ``retry``: the runtime
+puts the same command back at the end of the channel's topic and goes on with the sends behind
+it, so one held claim never stalls a channel, nor a rebalance waiting for the channel agent.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class Dispatch:
 
     outcomes: list[Event]
     forward: Send | None
+    retry: Send | None = None
+    """Another worker holds the send's claim: put it back at the end of its topic."""
 
 
 class Dispatcher:
@@ -163,6 +168,10 @@ class Dispatcher:
         await self.lease.keep()
         token = self.lease.token()
         claim = await self._claim(key, token, send.cap_member, counters, now)
+        if claim.status == "in_flight":
+            M.channel_sends_held.labels(channel).inc()
+            log.info("send %s: claim held by %r; put back", send.send_id, claim.record)
+            return Dispatch([], None, retry=send)
         if claim.status == "taken_over":
             M.channel_claims_taken_over.labels(channel).inc()
             log.warning("send %s: took over the claim of a dead worker", send.send_id)
@@ -205,10 +214,12 @@ class Dispatcher:
     async def _claim(
         self, key: str, token: str, member: str, counters: list[CapCounter], now: datetime
     ) -> Claim:
-        """Claim the send; wait while another worker holds it, until it finishes or lapses."""
+        """Claim the send. While another worker holds it, poll for ``held_claim_wait_s`` at
+        most (it may finish, lapse or turn out dead); then answer the holder's ``in_flight``."""
         ttl_ms = self._settings.in_flight_ttl_s * 1000
         mine = token.encode()
         poll = 0.1
+        patience = self._settings.held_claim_wait_s
         now_ms = int(now.timestamp() * 1000)  # the command's time, so windows are reproducible
         while True:
             if counters:
@@ -237,7 +248,11 @@ class Dispatcher:
                 "dedup_take_over", partial(self._dedup.take_over, key, held, token, ttl_ms)
             ):
                 return Claim("taken_over")
-            await self._sleep(poll)
+            if patience <= 0:
+                return claim
+            pause = min(poll, patience)
+            await self._sleep(pause)
+            patience -= pause
             poll = min(poll * 2, 2.0)
 
     async def _deliver(

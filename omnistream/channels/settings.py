@@ -68,6 +68,13 @@ class ChannelSettings(BaseSettings):
         "it). A claim whose owner's lease lapsed belongs to a dead worker and is taken over "
         "at once instead of waiting out in_flight_ttl_s.",
     )
+    held_claim_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a send waits for a claim another worker holds (it is mid-send, "
+        "or dead with its lease not yet lapsed) before it is put back at the end of its "
+        "channel's topic, so the sends behind it go on instead of queueing behind the claim.",
+    )
     provider_timeout_s: float = Field(default=10.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1, le=20)
     retry_base_s: float = Field(default=0.25, gt=0)

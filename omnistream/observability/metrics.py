@@ -220,6 +220,14 @@ class M:
         ["channel"],
         registry=REGISTRY,
     )
+    channel_sends_held = Counter(
+        "omnistream_channel_sends_held_total",
+        "Sends put back at the end of their channel's topic because another worker held their "
+        "claim (mid-send, or dead with its lease not lapsed yet), so the sends behind them "
+        "went on instead of waiting.",
+        ["channel"],
+        registry=REGISTRY,
+    )
     channel_redis_errors = Counter(
         "omnistream_channel_redis_errors_total",
         "Redis round trips of the channel agents that failed (connection, timeout), by operation.",

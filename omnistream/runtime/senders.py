@@ -2,7 +2,10 @@
 
 Each is a thin adapter around the channel ``Dispatcher`` (dedup, consent, caps, expiry,
 provider call): it produces the outcome events back to the customer's partition, so journeys and
-the profile see them, and a fallen-back send to the next channel's topic.
+the profile see them, and a fallen-back send to the next channel's topic. A send whose claim
+another worker holds is produced again to the end of its own topic (same key), so the agent goes
+on with the sends behind it; like every output, it is acknowledged before the offset that
+consumed the original is committed, so a crash in between repeats the command, never loses it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Dis
         )
         result = await dispatcher.handle(send, utcnow())
         key = send.customer_key.encode()
+        if result.retry is not None:  # another worker holds its claim: behind the others
+            await topic.send(key=key, value=result.retry.to_json())
+            return
         for outcome in result.outcomes:
             await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
         if result.forward is not None:

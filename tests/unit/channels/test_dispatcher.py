@@ -281,16 +281,24 @@ async def test_app_inbox_needs_no_address_and_carries_the_message() -> None:
     assert event.properties["inbox"] == {"subject": "Hi", "body": "Hello there", "data": {}}
 
 
-async def test_send_held_by_another_worker_is_waited_for_then_replayed() -> None:
+async def test_send_held_by_another_worker_is_put_back_then_sent_once_the_claim_lapses() -> None:
     time = FakeTime()
     provider = ScriptedProvider()
     dispatcher, dedup = build(time, {"email": provider}, in_flight_ttl_s=5)
     key = "omni:send:{cust-1}:send-1:0"
     assert (await dedup.claim(key, "other-worker", 5000)).status == "claimed"
-    # The other worker died: its marker lapses after 5 s and this one sends.
-    result = await dispatcher.handle(make_send(category="transactional"), T0)
-    assert types(result) == ["message_sent"]
-    assert 5 <= sum(time.slept) < 10
+    before = metric("omnistream_channel_sends_held_total", channel="email")
+    send = make_send(category="transactional")
+    # Held: polled for held_claim_wait_s (1 s), then handed back to be put behind the others.
+    held = await dispatcher.handle(send, T0)
+    assert held.retry == send and held.outcomes == [] and held.forward is None
+    assert sum(time.slept) <= 1.0
+    assert provider.calls == []
+    assert metric("omnistream_channel_sends_held_total", channel="email") == before + 1
+    # The other worker died: its marker lapses after 5 s and the put-back command sends.
+    await time.sleep(5)
+    result = await dispatcher.handle(send, T0)
+    assert types(result) == ["message_sent"] and result.retry is None
     assert len(provider.calls) == 1
 
 
@@ -327,14 +335,37 @@ async def test_a_dead_owners_claim_is_taken_over_at_once() -> None:
     assert await dedup.leased("omni:owner:w-new")  # the new owner announced itself first
 
 
-async def test_a_live_owners_claim_is_waited_for() -> None:
+async def test_a_live_owners_claim_is_waited_for_briefly_then_put_back() -> None:
+    """A live worker mid-send (after a rebalance) holds the claim: the channel must not queue
+    behind it for up to in_flight_ttl_s, so the send is handed back after held_claim_wait_s."""
     time = FakeTime()
     provider = ScriptedProvider()
     dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
     key = "omni:send:{cust-1}:send-1:0"
     await dedup.lease("omni:owner:w-alive", 60_000)
-    assert (await dedup.claim(key, "w-alive/1", 5_000)).status == "claimed"
+    assert (await dedup.claim(key, "w-alive/1", 60_000)).status == "claimed"
+    send = make_send(category="transactional")
+    held = await dispatcher.handle(send, T0)
+    assert held.retry == send and provider.calls == []
+    assert 0 < sum(time.slept) <= 1.0
     await dedup.complete(key, b'{"o": [], "f": false}', 60_000)  # it finishes meanwhile
+    result = await dispatcher.handle(send, T0)
+    assert result.outcomes == [] and result.forward is None and result.retry is None
+    assert provider.calls == []  # replayed, not sent again
+
+
+async def test_a_claim_that_finishes_within_the_wait_is_replayed_without_putting_back() -> None:
+    time = FakeTime()
+    provider = ScriptedProvider()
+    dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
+    key = "omni:send:{cust-1}:send-1:0"
+    await dedup.lease("omni:owner:w-alive", 60_000)
+    assert (await dedup.claim(key, "w-alive/1", 60_000)).status == "claimed"
+
+    async def finish_on_first_poll(seconds: float) -> None:
+        await time.sleep(seconds)
+        await dedup.complete(key, b'{"o": [], "f": false}', 60_000)
+
+    dispatcher._sleep = finish_on_first_poll
     result = await dispatcher.handle(make_send(category="transactional"), T0)
-    assert result.outcomes == [] and result.forward is None  # replayed, not sent again
-    assert provider.calls == []
+    assert result.retry is None and provider.calls == []
