@@ -79,7 +79,7 @@ def step(
         )
         update["recent_events"] = [*state.recent_events[-(RECENT_EVENTS - 1) :], summary]
     new = state.model_copy(update=update)
-    tx = Tx(catalog, new, event, now)
+    tx = Tx(catalog, new, event, now, start_send)
     if event.source == SYSTEM_SOURCE and event.type == TIMER_FIRED:
         _fire(tx)
         return tx.state, tx.commands

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer
 from omnistream.domain.events import Event
@@ -59,14 +59,38 @@ MAX_ITEM_KEY: Final = 200
 EmitName = Literal["journey_entered", "journey_step", "journey_exited", "journey_goal"]
 
 
-class Tx:
-    """One ``step`` call's working state: the new row, the commands, cached JSON views."""
+class StartSend(Protocol):
+    """Starts a send step (``journey/sending.py``: chain, quiet hours, rendering): ``"done"``
+    when the step is over at once and ``run`` goes on, anything else when the instance parked
+    or exited."""
 
-    def __init__(self, catalog: Catalog, state: CustomerState, event: Event, now: datetime):
+    def __call__(
+        self, tx: Tx, journey: Journey, instance: Instance, step: SendStep, /
+    ) -> tuple[str, Instance]: ...
+
+
+class Tx:
+    """One ``step`` call's working state: the new row, the commands, cached JSON views.
+
+    ``start_send`` is how ``run`` starts a send step. Sending calls ``run`` again when a send
+    step ends (mutual recursion), so the engine passes it in rather than this module importing
+    ``journey/sending.py``. A ``Tx`` without it (the console's preview, which only builds
+    template contexts) cannot run a send step.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        state: CustomerState,
+        event: Event,
+        now: datetime,
+        start_send: StartSend | None = None,
+    ):
         self.catalog = catalog
         self.state = state
         self.event = event
         self.now = now
+        self.start_send = start_send
         self.commands: list[Command] = []
         self._owned: set[str] = set()
         self._event_json: dict[str, Any] | None = None
@@ -317,8 +341,6 @@ def _split(tx: Tx, journey: Journey, step: SplitStep) -> tuple[str, str | None]:
 
 def run(tx: Tx, journey: Journey, instance: Instance, step: AnyStep | None) -> None:
     """Execute instant steps from ``step`` until the instance parks on a timer or exits."""
-    from omnistream.journey.sending import start_send  # sending imports runner
-
     for _ in range(MAX_TRANSITIONS):
         if step is None:
             exit_instance(tx, instance, "completed")
@@ -329,7 +351,9 @@ def run(tx: Tx, journey: Journey, instance: Instance, step: AnyStep | None) -> N
         tx.put_instance(instance)
         extra: dict[str, Any] = {}
         if isinstance(step, SendStep):
-            outcome, instance = start_send(tx, journey, instance, step)
+            if tx.start_send is None:
+                raise RuntimeError("this Tx was built without start_send: it cannot send")
+            outcome, instance = tx.start_send(tx, journey, instance, step)
             if outcome != "done":
                 return
             nxt = step.next

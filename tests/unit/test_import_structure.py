@@ -20,8 +20,6 @@ ALLOWED_LOCAL: frozenset[tuple[str, str, str]] = frozenset(
         # Dev-only code stays out of the worker's import path (no-dev-in-production).
         ("cli.py", "dev", "omnistream.dev"),
         ("cli.py", "demo_traffic", "omnistream.sources.demo"),
-        # journey/sending imports runner; not restructured yet (journey package, not ours).
-        ("journey/runner.py", "run", "omnistream.journey.sending"),
     }
 )
 
