@@ -30,6 +30,9 @@ lease (a live worker mid-send after a rebalance, or a dead one whose lease has n
 is polled for ``held_claim_wait_s`` at most; then the dispatch answers ``retry``: the runtime
 puts the same command back at the end of the channel's topic and goes on with the sends behind
 it, so one held claim never stalls a channel, nor a rebalance waiting for the channel agent.
+For the same reason a send that needs another provider attempt while the worker rebalances or
+stops (``should_yield``) releases its claim and is put back rather than waiting out its retry
+sequence (up to ``retry_attempts`` times ``provider_timeout_s`` plus backoffs and ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from omnistream.channels.retry import (
     CircuitBreaker,
     RetryPolicy,
     Sleep,
+    StopRetrying,
     call_with_retries,
     wait_for_redis,
 )
@@ -138,6 +142,10 @@ class Dispatcher:
             redis=self._redis,
         )
         """This worker's name in its claims, its lease, and the check of other owners'."""
+        self.should_yield: Callable[[], bool] = lambda: False
+        """True while the worker rebalances or stops (set by the runtime): a send that needs
+        another provider attempt is put back instead, with its claim released, because the
+        rebalance waits for the record being handled."""
 
     # --- the policy -------------------------------------------------------------------------
 
@@ -169,7 +177,7 @@ class Dispatcher:
         token = self.lease.token()
         claim = await self._claim(key, token, send.cap_member, counters, now)
         if claim.status == "in_flight":
-            M.channel_sends_held.labels(channel).inc()
+            M.channel_sends_put_back.labels(channel, "claim_held").inc()
             log.info("send %s: claim held by %r; put back", send.send_id, claim.record)
             return Dispatch([], None, retry=send)
         if claim.status == "taken_over":
@@ -184,6 +192,9 @@ class Dispatcher:
             )
 
         dispatch = await self._deliver(send, provider, counters)
+        if dispatch.retry is not None:  # yielded to a rebalance: let the next owner claim it
+            await self._redis("dedup_release", lambda: self._dedup.release(key, token))
+            return dispatch
         record = orjson.dumps(
             {
                 "o": [event.model_dump(mode="json") for event in dispatch.outcomes],
@@ -281,7 +292,14 @@ class Dispatcher:
                 sleep=self._sleep,
                 rand=self._rand,
                 on_retry=lambda _error: M.provider_retries.labels(provider.name).inc(),
+                stop=self.should_yield,
             )
+        except StopRetrying as stopped:
+            breaker.record(ok=False)
+            await self._refund(send, counters)
+            M.channel_sends_put_back.labels(channel, "rebalance").inc()
+            log.info("send %s: %s during a rebalance; put back", send.send_id, stopped)
+            return Dispatch([], None, retry=send)
         except _Expired:
             await self._refund(send, counters)
             return self._finish(send, self._clock(), provider.name, "suppressed", "expired")

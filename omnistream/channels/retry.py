@@ -45,6 +45,14 @@ def backoff_delay(policy: RetryPolicy, retry: int, rand: Callable[[], float]) ->
     return rand() * min(policy.max_s, policy.base_s * (2.0**retry))
 
 
+class StopRetrying(Exception):
+    """The caller asked to stop between attempts (its worker is rebalancing or stopping)."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(f"stopped retrying after {error.reason}")
+        self.error = error
+
+
 async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
@@ -52,11 +60,14 @@ async def call_with_retries(
     sleep: Sleep,
     rand: Callable[[], float] = random.random,
     on_retry: Callable[[ProviderError], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> T:
     """Run ``call``; retry transient ``ProviderError``s; re-raise the last or a permanent one.
 
     ``Retry-After`` raises the delay to what the provider asked for; one longer than
     ``retry_after_max_s`` ends the retries at once (waiting that long would stall the channel).
+    When ``stop()`` is true before a retry, ``StopRetrying`` is raised instead of waiting: a
+    rebalance waits for the record being handled, so it must not wait out a retry sequence.
     """
     for retry in range(policy.attempts):
         try:
@@ -69,6 +80,8 @@ async def call_with_retries(
                 if error.retry_after > policy.retry_after_max_s:
                     raise
                 delay = max(delay, error.retry_after)
+            if stop is not None and stop():
+                raise StopRetrying(error) from error
             if on_retry is not None:
                 on_retry(error)
             await sleep(delay)

@@ -220,12 +220,13 @@ class M:
         ["channel"],
         registry=REGISTRY,
     )
-    channel_sends_held = Counter(
-        "omnistream_channel_sends_held_total",
-        "Sends put back at the end of their channel's topic because another worker held their "
-        "claim (mid-send, or dead with its lease not lapsed yet), so the sends behind them "
-        "went on instead of waiting.",
-        ["channel"],
+    channel_sends_put_back = Counter(
+        "omnistream_channel_sends_put_back_total",
+        "Sends put back at the end of their channel's topic so the sends behind them go on: "
+        "reason claim_held (another worker holds the claim: mid-send, or dead with its lease "
+        "not lapsed yet) or rebalance (another provider attempt was due while the worker "
+        "rebalanced or stopped; the claim was released).",
+        ["channel", "reason"],
         registry=REGISTRY,
     )
     channel_redis_errors = Counter(

@@ -38,6 +38,10 @@ def install(runtime: Runtime) -> None:
     def _close(app_: Any, **_: Any) -> None:
         app.add_future(runtime.channels.aclose())
 
+    # A rebalance (and a stop) waits for the record each channel agent is handling: never
+    # make it wait out a provider's retry sequence (``Dispatcher.should_yield``).
+    dispatcher.should_yield = lambda: bool(app.rebalancing or app.should_stop)
+
     @app.timer(dispatcher.lease.renewal_s)
     async def _renew_lease() -> None:
         """Keep this worker's lease while it lives, also during a long provider call, so its

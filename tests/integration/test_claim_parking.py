@@ -1,4 +1,5 @@
-"""A send whose claim another worker holds does not stall its channel (issue 22).
+"""A send whose claim another worker holds does not stall its channel, and a rebalance does not
+wait out a provider's retry sequence (issue 22).
 
 Before: the channel agent (one record at a time) polled the held claim until it finished, lapsed
 (``in_flight_ttl_s``, 120 s) or its owner's lease lapsed, and every later send on that channel,
@@ -11,8 +12,10 @@ the worker's Redis as another worker's would be.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
@@ -82,7 +85,10 @@ def test_a_held_claim_does_not_stall_the_channel_and_is_sent_once_released(
         )
         assert held.send_id not in sent_ids(stack)  # still held by the live owner
         held_count = counter(
-            worker.metrics(), "omnistream_channel_sends_held_total", channel="email"
+            worker.metrics(),
+            "omnistream_channel_sends_put_back_total",
+            channel="email",
+            reason="claim_held",
         )
         assert held_count >= 1
 
@@ -92,3 +98,85 @@ def test_a_held_claim_does_not_stall_the_channel_and_is_sent_once_released(
         store.delete(lease, claim)
         store.close()
     assert sorted(sent_ids(stack)) == sorted(s.send_id for s in [held, *others])  # each once
+
+
+class FlakyProvider:
+    """A webhook endpoint answering 503 until ``healthy`` is set, counting requests per send."""
+
+    def __init__(self) -> None:
+        self.healthy = threading.Event()
+        self.lock = threading.Lock()
+        self.failed: list[str] = []
+        self.delivered: list[str] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/messages"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                send_id = self.headers.get("Idempotency-Key", "")
+                ok = provider.healthy.is_set()
+                with provider.lock:
+                    (provider.delivered if ok else provider.failed).append(send_id)
+                body = b'{"id": "m-1"}' if ok else b'{"error": "busy"}'
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        return Handler
+
+
+@pytest.fixture
+def flaky() -> Iterator[FlakyProvider]:
+    provider = FlakyProvider()
+    thread = threading.Thread(target=provider.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield provider
+    finally:
+        provider.server.shutdown()
+        provider.server.server_close()
+        thread.join(10)
+
+
+def test_a_rebalance_puts_a_retrying_send_back_instead_of_waiting_for_it(
+    stack: Stack, start_worker: Callable[..., Worker], flaky: FlakyProvider
+) -> None:
+    env = {
+        "OMNISTREAM_PROVIDER_EMAIL": "webhook",
+        "OMNISTREAM_WEBHOOK_URL": flaky.url,
+        "OMNISTREAM_WEBHOOK_SECRET": "rebalance-test-secret",
+        "OMNISTREAM_CHANNELS_RETRY_ATTEMPTS": "20",  # 20 attempts, 2-8 s apart: minutes
+        "OMNISTREAM_CHANNELS_RETRY_BASE_S": "2",
+    }
+    first = start_worker("w0", **env)
+    send = email(stack, "slow")
+    asyncio.run(produce(stack, [send]))
+    wait_until(lambda: len(flaky.failed) >= 2, 30, "the send to be retried")
+
+    second = start_worker("w1", **env)  # a rebalance, while the first is between attempts
+    wait_until(
+        lambda: (
+            counter(
+                first.metrics(),
+                "omnistream_channel_sends_put_back_total",
+                channel="email",
+                reason="rebalance",
+            )
+            >= 1
+        ),
+        30,
+        lambda: f"no put-back on the first worker\n{first.log_tail()}",
+    )
+    flaky.healthy.set()  # the provider recovers: whoever owns the send now delivers it
+    wait_until(lambda: send.send_id in flaky.delivered, 60, lambda: second.log_tail())
+    assert flaky.delivered.count(send.send_id) == 1

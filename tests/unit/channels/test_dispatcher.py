@@ -287,14 +287,17 @@ async def test_send_held_by_another_worker_is_put_back_then_sent_once_the_claim_
     dispatcher, dedup = build(time, {"email": provider}, in_flight_ttl_s=5)
     key = "omni:send:{cust-1}:send-1:0"
     assert (await dedup.claim(key, "other-worker", 5000)).status == "claimed"
-    before = metric("omnistream_channel_sends_held_total", channel="email")
+    before = metric("omnistream_channel_sends_put_back_total", channel="email", reason="claim_held")
     send = make_send(category="transactional")
     # Held: polled for held_claim_wait_s (1 s), then handed back to be put behind the others.
     held = await dispatcher.handle(send, T0)
     assert held.retry == send and held.outcomes == [] and held.forward is None
     assert sum(time.slept) <= 1.0
     assert provider.calls == []
-    assert metric("omnistream_channel_sends_held_total", channel="email") == before + 1
+    assert (
+        metric("omnistream_channel_sends_put_back_total", channel="email", reason="claim_held")
+        == before + 1
+    )
     # The other worker died: its marker lapses after 5 s and the put-back command sends.
     await time.sleep(5)
     result = await dispatcher.handle(send, T0)
@@ -369,3 +372,26 @@ async def test_a_claim_that_finishes_within_the_wait_is_replayed_without_putting
     dispatcher._sleep = finish_on_first_poll
     result = await dispatcher.handle(make_send(category="transactional"), T0)
     assert result.retry is None and provider.calls == []
+
+
+async def test_a_rebalance_does_not_wait_out_a_retry_sequence() -> None:
+    """A rebalance waits for the record a channel agent is handling: a send whose provider
+    failed transiently releases its claim and is put back instead of sleeping for retries."""
+    time = FakeTime()
+    provider = ScriptedProvider(script=[transient(503)])
+    dispatcher, _ = owned_dispatcher(time, provider, "w-1")
+    dispatcher.should_yield = lambda: True  # the worker started rebalancing
+    before = metric("omnistream_channel_sends_put_back_total", channel="email", reason="rebalance")
+    send = make_send(category="transactional")
+    result = await dispatcher.handle(send, T0)
+    assert result.retry == send and result.outcomes == [] and result.forward is None
+    assert len(provider.calls) == 1 and time.slept == []  # one attempt, no backoff
+    after = metric("omnistream_channel_sends_put_back_total", channel="email", reason="rebalance")
+    assert after == before + 1
+    # The claim was released: the next owner (here: the same dispatcher after the
+    # rebalance) claims it at once and sends.
+    dispatcher.should_yield = lambda: False
+    provider.script = [ProviderResult("pm-2")]
+    again = await dispatcher.handle(send, T0)
+    assert types(again) == ["message_sent"] and len(provider.calls) == 2
+    assert time.slept == []
