@@ -18,10 +18,12 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from omnistream.runtime.fleet import same_worker
+
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
 
-__all__ = ["FORWARDED", "forwarded", "on_owner", "same_worker"]
+__all__ = ["FORWARDED", "forwarded", "on_owner"]
 
 FORWARDED: Final = "X-Omnistream-Forwarded"
 FORWARD_TIMEOUT_S: Final = 15.0
@@ -34,16 +36,6 @@ Local = Callable[[], Awaitable[web.StreamResponse]]
 def forwarded(request: web.Request) -> bool:
     """Did another worker forward this request here (so it must be answered here)?"""
     return request.headers.get(FORWARDED) == "1"
-
-
-def _ident(url: str | URL) -> tuple[str, int]:
-    parsed = URL(str(url))
-    return (parsed.host or "", parsed.port or 80)
-
-
-def same_worker(runtime: Runtime, url: str | URL) -> bool:
-    """Is ``url`` this worker's canonical URL (the one the assignor advertises)?"""
-    return _ident(url) == _ident(runtime.settings.web_url())
 
 
 async def on_owner(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from omnistream.console.figures import WINDOW_CHOICES
 from omnistream.console.graph import LINE_HEIGHT, layered_layout
 from omnistream.console.markup import Markup, join, page, tag
+from omnistream.journey.figures import WINDOW_CHOICES
 
 __all__ = ["journey_page", "journeys_page", "live_note", "svg_graph"]
 

@@ -25,7 +25,6 @@ from aiohttp import web
 from omnistream.clock import utcnow
 from omnistream.console import pages_customer as customer_pages
 from omnistream.console import pages_journeys as journey_pages
-from omnistream.console.figures import WINDOW_CHOICES, journey_figures, overview, valid_window
 from omnistream.console.forward import on_owner
 from omnistream.console.graph import graph_model
 from omnistream.console.live import LIVE_PATH, fleet_figures, local_figures
@@ -34,6 +33,7 @@ from omnistream.console.preview_routes import PreviewRoutes
 from omnistream.console.reads import customer_records, dead_letters
 from omnistream.console.responses import html, problem
 from omnistream.domain.state import CustomerState
+from omnistream.journey.figures import WINDOW_CHOICES, journey_figures, overview, valid_window
 from omnistream.observability.metrics import M
 from omnistream.runtime.customer_api import customer_view
 from omnistream.runtime.web_auth import CONSOLE_COOKIE, CONSOLE_LOGIN, check_cookie

@@ -13,8 +13,8 @@ cells as JSON (``domain/journey_stats.py``). Why this design:
   wants); a journey's counts are split by source partition instead, and each partition has one
   writer at a time, so read-modify-write is safe without a repartition topic (``group_by``
   would produce every record a second time);
-- a global table is read in full by every worker, so any worker answers for the whole fleet
-  without routing a request: a query sums the partitions' buckets locally;
+- a worker's copy of a global table does not follow the other workers' writes (faust #283), so
+  a query asks every worker for the partitions it owns and sums them (``runtime/fleet.py``);
 - batching makes the cost one changelog write per (journey, bucket) touched per batch, not per
   record: with a few journeys, about four writes per half second per partition.
 
@@ -27,7 +27,7 @@ warehouse count exactly).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,33 +38,23 @@ from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.domain.commands import Command
 from omnistream.domain.journey_events import Cause, JourneyEvent, journey_events
-from omnistream.domain.journey_stats import (
-    ALL,
-    WINDOWS,
-    Cells,
-    add,
-    bucket_of,
-    cells_in_window,
-    merge,
-    summary,
-)
+from omnistream.domain.journey_stats import ALL, Cells, add, bucket_of, merge
 from omnistream.journey.event_lookup import CatalogLookup
+from omnistream.journey.figures import WINDOW_CHOICES, journey_figures, overview, valid_window
 from omnistream.journey.model import Catalog
 from omnistream.observability.metrics import M
 from omnistream.runtime.batch import in_event_context
 from omnistream.runtime.delivery import Pending
 from omnistream.runtime.faust_types import Event, Table
+from omnistream.runtime.fleet import fleet_stats
+from omnistream.runtime.fleet import install as install_fleet
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "STATS_TABLE",
-    "StatsOff",
-    "UnknownWindow",
     "install",
-    "journey_stats",
-    "journeys_overview",
     "prune",
     "publish",
     "stats_buckets",
@@ -79,14 +69,6 @@ BATCH_SECONDS: Final = 0.5
 SEP: Final = "\x1f"
 KEEP_HOURS: Final = 31 * 24
 """Hour buckets are kept 31 days (the longest window is 30 days), then deleted."""
-
-
-class UnknownWindow(ValueError):
-    """A window name the stats do not keep (HTTP 400)."""
-
-
-class StatsOff(LookupError):
-    """The stream, and so the stats, are turned off (HTTP 404)."""
 
 
 _lookups: dict[int, tuple[Catalog, CatalogLookup]] = {}
@@ -160,8 +142,10 @@ def _apply(table: Table, deltas: dict[bytes, tuple[Cells, Event]]) -> None:
 
 
 def install(runtime: Runtime) -> None:
-    """The stats routes, and the stats agent when the stream is on."""
+    """The stats routes (and every worker's share of them), and the stats agent when the
+    stream is on."""
     _install_routes(runtime)
+    install_fleet(runtime)
     topic, table = runtime.topics.journey_events, runtime.journey_stats
     if topic is None or table is None:
         return
@@ -204,55 +188,46 @@ def _hour_of(key: bytes) -> int:
 
 def _install_routes(runtime: Runtime) -> None:
     """``GET /journeys/stats`` and ``GET /journeys/{journey_id}/stats?window=day`` on the
-    internal listener (bearer token, ``runtime/web_auth.py``). Any worker answers alone: the
-    table is global, so no table routing."""
+    internal listener (bearer token, ``runtime/web_auth.py``). Any worker answers for the whole
+    fleet: it sums every worker's share (``runtime/fleet.py``) and says which partitions were
+    answered for (``partitions_answered`` / ``partitions_missing``, ``workers_failed``)."""
     app = runtime.app
 
     @app.page("/journeys/stats")
     async def all_stats(web: Any, request: Any) -> Any:
-        return _answer(web, lambda: journeys_overview(runtime, utcnow(), _window(request)))
+        window, refused = _check(web, runtime, request)
+        if refused is not None:
+            return refused
+        now = utcnow()
+        stats = await fleet_stats(runtime, window, now)
+        return web.json({**overview(runtime.catalog, stats.cells, window, now), **stats.coverage()})
 
     @app.page("/journeys/{journey_id}/stats")
     async def one_journey(web: Any, request: Any, journey_id: str) -> Any:
         if journey_id not in runtime.catalog.journeys:
             return web.json({"error": f"unknown journey {journey_id!r}"}, status=404)
-        return _answer(web, lambda: journey_stats(runtime, journey_id, utcnow(), _window(request)))
+        window, refused = _check(web, runtime, request)
+        if refused is not None:
+            return refused
+        now = utcnow()
+        stats = await fleet_stats(runtime, window, now)
+        cells = stats.cells.get(journey_id, {})
+        figures = journey_figures(runtime.catalog, journey_id, cells, window, now)
+        return web.json({**figures, **stats.coverage()})
 
 
-def _window(request: Any) -> str:
-    return str(request.query.get("window", "day"))
-
-
-def _answer(web: Any, figures: Callable[[], dict[str, Any]]) -> Any:
-    try:
-        return web.json(figures())
-    except UnknownWindow as exc:
-        return web.json({"error": str(exc)}, status=400)
-    except StatsOff as exc:
-        return web.json({"error": str(exc)}, status=404)
-
-
-def journeys_overview(runtime: Runtime, now: datetime, window: str = "day") -> dict[str, Any]:
-    """Headline figures of every loaded journey (what a journeys list shows)."""
-    out = []
-    for journey_id in sorted(runtime.catalog.journeys):
-        figures = journey_stats(runtime, journey_id, now, window)
-        kinds, control = figures["by_kind"], figures["control"]
-        out.append(
-            {
-                "journey_id": journey_id,
-                "version": figures["version"],
-                "entered": kinds.get("entered", 0),
-                "goals": kinds.get("goal", 0),
-                "exited": kinds.get("exited", 0),
-                "sends": kinds.get("send", 0),
-                "conversion": control["treatment"]["rate"],
-                "uplift": control["uplift"],
-                "cost": figures["cost"]["total"],
-                "currency": figures["cost"]["currency"],
-            }
+def _check(web: Any, runtime: Runtime, request: Any) -> tuple[str, Any]:
+    """The request's window, or the refusal: 400 for an unknown window, 404 with stats off."""
+    window = str(request.query.get("window", "day"))
+    if not valid_window(window):
+        choices = ", ".join(WINDOW_CHOICES)
+        return window, web.json(
+            {"error": f"unknown window {window!r}; one of {choices}"}, status=400
         )
-    return {"window": window, "at": now.isoformat(), "journeys": out}
+    if runtime.journey_stats is None:
+        error = "journey stats are off (OMNISTREAM_JOURNEY_EVENTS=false)"
+        return window, web.json({"error": error}, status=404)
+    return window, None
 
 
 def stats_buckets(table: Table, journey_id: str) -> dict[str, Cells]:
@@ -269,27 +244,3 @@ def _items(table: Table, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
     for key, raw in table.items():
         if key.startswith(prefix) and raw:
             yield key, raw
-
-
-def journey_stats(
-    runtime: Runtime, journey_id: str, now: datetime, window: str = "day"
-) -> dict[str, Any]:
-    """One journey's figures for a window (``WINDOWS`` names or ``version``: since the
-    journey's current version), as a JSON-able dict for an API or a console."""
-    if window not in WINDOWS and window != "version":
-        raise UnknownWindow(f"unknown window {window!r}; one of {', '.join([*WINDOWS, 'version'])}")
-    table = runtime.journey_stats
-    if table is None:
-        raise StatsOff("journey stats are off (OMNISTREAM_JOURNEY_EVENTS=false)")
-    journey = runtime.catalog.journeys.get(journey_id)
-    version = journey.version if journey is not None else None
-    buckets = stats_buckets(table, journey_id)
-    cells = cells_in_window(buckets, now, window, version)
-    policies = runtime.catalog.merged_policies.get(journey_id, runtime.catalog.policies)
-    return {
-        "journey_id": journey_id,
-        "window": window,
-        "version": version,
-        "at": now.isoformat(),
-        **summary(cells, policies.cost_currency),
-    }

@@ -281,6 +281,29 @@ def test_the_graph_counts_match_the_stream_and_cover_both_workers(fleet: Fleet) 
     assert status == 400
 
 
+def test_the_json_stats_routes_answer_for_the_whole_fleet_on_either_worker(fleet: Fleet) -> None:
+    """Each worker's global-table copy holds only its own partitions' stats (faust #283): the
+    routes must ask the other worker, and say that every partition was answered for."""
+    for worker in fleet.workers:
+        status, body = worker.fetch("/journeys/welcome/stats?window=day")
+        assert status == 200, body
+        figures = orjson.loads(body)
+        assert figures["partitions_missing"] == [] and figures["workers_failed"] == []
+        assert figures["partitions_answered"] == list(range(4))
+        assert figures["by_kind"]["entered"] == fleet.kind("entered") == len(CUSTOMERS)
+        assert figures["by_kind"]["goal"] == fleet.kind("goal") == len(BUYERS)
+        for step in ("greet", "hold"):
+            assert figures["steps"][step]["step"] == fleet.counts[("step", step)], step
+        status, body = worker.fetch("/journeys/stats?window=day")
+        assert status == 200, body
+        overview = orjson.loads(body)
+        (row,) = [r for r in overview["journeys"] if r["journey_id"] == "welcome"]
+        assert (row["entered"], row["goals"]) == (len(CUSTOMERS), len(BUYERS))
+        assert overview["partitions_missing"] == []
+    assert fleet.workers[0].fetch("/journeys/welcome/stats?window=year")[0] == 400
+    assert fleet.workers[0].fetch("/fleet/journey-stats?window=day", token=False)[0] == 401
+
+
 def test_every_customer_page_answers_on_one_worker_with_an_inert_timeline(fleet: Fleet) -> None:
     w0 = fleet.workers[0]
     for customer in CUSTOMERS:

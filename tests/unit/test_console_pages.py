@@ -11,9 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from omnistream.console.figures import journey_figures, overview
 from omnistream.console.graph import graph_model, layered_layout
-from omnistream.console.live import local_cells
 from omnistream.console.live_figures import merge, scan
 from omnistream.console.markup import Markup, esc, tag
 from omnistream.console.pages_customer import customer_page, dlq_page, preview_page
@@ -24,10 +22,11 @@ from omnistream.domain.journey_stats import cells_in_window, count, summary
 from omnistream.domain.journey_stats import merge as merge_cells
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState, Instance, Timer
+from omnistream.journey.figures import journey_figures, overview
 from omnistream.journey.loader import load_catalog
 from omnistream.journey.model import Catalog, SendStep
 from omnistream.runtime.customer_api import customer_view
-from omnistream.runtime.journey_events import journey_stats, journeys_overview
+from omnistream.runtime.fleet import local_cells, merge_shares
 
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
 EVIL = "<script>alert('x')</script>"
@@ -297,14 +296,29 @@ def stats_runtime(catalog: Catalog, owned: set[int]) -> Any:
     )
 
 
-def test_console_figures_equal_the_stats_route_for_one_worker(catalog: Catalog) -> None:
-    runtime = stats_runtime(catalog, {0, 1})
-    for window in ("day", "version"):
-        cells_, owned = local_cells(runtime, window, NOW)
-        assert owned == {0, 1}
-        mine = journey_figures(catalog, "promo", cells_["promo"], window, NOW)
-        assert mine == journey_stats(runtime, "promo", NOW, window)
-        assert overview(catalog, cells_, window, NOW) == journeys_overview(runtime, NOW, window)
+def test_the_shares_of_two_workers_sum_to_the_whole(catalog: Catalog) -> None:
+    shares = []
+    for owned in ({0}, {1}):
+        cells_, mine = local_cells(stats_runtime(catalog, owned), "day", NOW)
+        shares.append({"cells": cells_, "stats_partitions": sorted(mine)})
+    whole, _ = local_cells(stats_runtime(catalog, {0, 1}), "day", NOW)
+    merged = merge_shares(shares, 2)
+    assert merged.partitions_answered == [0, 1] and merged.partitions_missing == []
+    assert journey_figures(catalog, "promo", merged.cells["promo"], "day", NOW) == (
+        journey_figures(catalog, "promo", whole["promo"], "day", NOW)
+    )
+    assert overview(catalog, merged.cells, "day", NOW)["journeys"][0]["entered"] > 0
+
+
+def test_a_missing_or_overlapping_share_is_reported_not_counted_twice(catalog: Catalog) -> None:
+    one, _ = local_cells(stats_runtime(catalog, {0}), "day", NOW)
+    both, _ = local_cells(stats_runtime(catalog, {0, 1}), "day", NOW)
+    alone = merge_shares([{"cells": one, "stats_partitions": [0]}], 2)
+    assert alone.partitions_missing == [1]
+    overlapping = merge_shares(
+        [{"cells": one, "stats_partitions": [0]}, {"cells": both, "stats_partitions": [0, 1]}], 2
+    )  # a rebalance between the two answers: the second is left out whole
+    assert overlapping.cells == alone.cells and overlapping.partitions_missing == [1]
 
 
 def test_each_worker_contributes_only_the_partitions_it_owns(catalog: Catalog) -> None:

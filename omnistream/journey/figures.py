@@ -1,10 +1,10 @@
-"""A journey's figures from window cells, in the stats route's own shape. Pure.
+"""A journey's figures from window cells: what ``GET /journeys/{id}/stats``, ``GET
+/journeys/stats`` and the console show. Pure.
 
-``runtime/journey_events.py`` builds ``GET /journeys/{id}/stats`` and ``GET /journeys/stats``
-from its local table; the console builds the same dicts from the cells every worker contributed
-(``console/live.py``), with the same ``summary`` (``domain/journey_stats.py``). With one worker
-the two are equal (tested in tests/unit/test_console_pages.py and over HTTP in
-tests/integration/test_console.py).
+The cells come from every worker's share of the stats (``runtime/fleet.py``), summed; the
+figures (counts, conversion with intervals, uplift, cost) from ``summary`` in
+``domain/journey_stats.py``. The JSON routes and the console use these two functions, so they
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def valid_window(window: str) -> bool:
 def journey_figures(
     catalog: Catalog, journey_id: str, cells: Cells, window: str, now: datetime
 ) -> dict[str, Any]:
-    """What ``journey_stats`` answers for ``journey_id``, from ``cells``."""
+    """One journey's figures for ``window``, from its ``cells``."""
     journey = catalog.journeys.get(journey_id)
     policies = catalog.merged_policies.get(journey_id, catalog.policies)
     return {
@@ -43,7 +43,7 @@ def journey_figures(
 def overview(
     catalog: Catalog, cells: Mapping[str, Cells], window: str, now: datetime
 ) -> dict[str, Any]:
-    """What ``journeys_overview`` answers (the headline row of every loaded journey)."""
+    """The headline row of every loaded journey (what a journeys list shows)."""
     rows = []
     for journey_id in sorted(catalog.journeys):
         figures = journey_figures(catalog, journey_id, cells.get(journey_id, {}), window, now)
