@@ -8,7 +8,8 @@ JSON-able dict of nodes and edges comes out. Per step:
   attempts and quiet-hours holds are records too, so they count again: the stats API's figure);
 - ``waiting``: live instances standing on the step now (every worker's rows, not windowed), with
   the earliest journey entry among them and the next timer due;
-- ``exited`` / ``goals``: exit and goal records at the step in the window;
+- ``exited`` / ``goals``: exit and goal records at the step in the window, and
+  ``exits_by_reason`` (completed, exit_on, goal, an exit step's reason...);
 - ``advanced``: ``entered - exited - waiting``, never below 0. The stream has no "left step S"
   record, so this is derived; it is exact for the window ``version`` of a journey whose
   instances all entered in it, and an estimate for shorter windows;
@@ -59,6 +60,8 @@ def step_cells(cells: Cells) -> tuple[StepCells, StepCells]:
         if kind in ("send", "outcome") and fields["channel"]:
             what = "send" if kind == "send" else fields["outcome"]
             _bump(channels.setdefault(step, {}), fields["channel"], what, n)
+        if kind == "exited":  # the cell's outcome field holds the exit reason
+            _bump(channels.setdefault(step, {}), "exits", fields["outcome"] or "-", n)
         if kind == "step" and fields["path"] and fields["control"] != "1":
             _bump(channels.setdefault(step, {}), "paths", fields["path"], n)
     return kinds, channels
@@ -115,7 +118,11 @@ def _node(
         "channels": {
             ch: {k: int(v) for k, v in sorted(outcomes.items())}
             for ch, outcomes in sorted(channels.get(step.id, {}).items())
-            if ch != "paths"
+            if ch not in ("paths", "exits")
+        },
+        "exits_by_reason": {
+            reason: int(n)
+            for reason, n in sorted(channels.get(step.id, {}).get("exits", {}).items())
         },
         "paths": {
             name: {"count": int(n), "percent": round(100 * n / total, 1) if total else None}
@@ -152,7 +159,8 @@ def node_lines(node: Mapping[str, Any]) -> list[str]:
         f"entered {node['entered']} · waiting {node['waiting']} · advanced {node['advanced']}",
     ]
     if node["exited"] or node["goals"]:
-        reason = f" ({node['exit_reason']})" if node["exit_reason"] else ""
+        reasons = ", ".join(f"{r} {n}" for r, n in node["exits_by_reason"].items())
+        reason = f" ({reasons})" if reasons else ""
         lines.append(f"exits {node['exited']}{reason} · goals {node['goals']}")
     if node["waiting"] and node["next_due"]:
         lines.append(f"next due {node['next_due'][:16]}Z")

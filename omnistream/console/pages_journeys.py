@@ -156,6 +156,7 @@ def _node_svg(node: Mapping[str, Any], x: float, y: float) -> Markup:
         data_waiting=node["waiting"],
         data_advanced=node["advanced"],
         data_exited=node["exited"],
+        data_exits_by_reason=",".join(f"{r}={n}" for r, n in node["exits_by_reason"].items()),
         data_goals=node["goals"],
     )
 

@@ -58,10 +58,12 @@ Cells = dict[str, dict[str, float]]
 
 
 def cell_of(record: JourneyEvent) -> str:
-    """The cell a record counts in (``SEP``-joined ``FIELDS``; empty for null)."""
+    """The cell a record counts in (``SEP``-joined ``FIELDS``; empty for null). An exit has no
+    outcome, so its cell keeps the exit reason there: exits are counted per step and reason."""
     control = "" if record.control is None else ("1" if record.control else "0")
+    outcome = record.reason if record.kind == "exited" else record.outcome
     parts = (
-        record.journey_version, record.step_id, record.kind, record.outcome, record.path,
+        record.journey_version, record.step_id, record.kind, outcome, record.path,
         control, record.channel,
     )  # fmt: skip
     return SEP.join(part or "" for part in parts)
@@ -235,11 +237,14 @@ def _costs(rows: list[tuple[dict[str, str], float, float]], currency: str | None
 def summary(cells: Cells, currency: str | None = None) -> dict[str, Any]:
     """The figures a console shows for one journey and window (JSON-able)."""
     rows = _rows(cells)
+    exits = [row for row in rows if row[0]["kind"] == "exited"]
+    others = [row for row in rows if row[0]["kind"] != "exited"]
     return {
         "by_kind": _group(rows, "kind"),
         "steps": _group(rows, "step", "kind"),
+        "exits": _group(exits, "step", "outcome"),
         "versions": _group(rows, "version", "kind"),
-        "outcomes": _group(rows, "channel", "outcome"),
+        "outcomes": _group(others, "channel", "outcome"),
         "paths": _group(rows, "path", "kind"),
         "control": _control_panel(rows),
         "variants": _variants(rows),

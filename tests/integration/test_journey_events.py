@@ -143,7 +143,11 @@ def independent_counts(records: list[dict[str, Any]]) -> dict[str, Any]:
     treated = [r for r in mine if not r["control"]]
     split = Counter(r["path"] for r in treated if r["kind"] == "step" and r["step_id"] == "pick")
     converted = Counter(r["path"] for r in treated if r["kind"] == "goal")
+    exits = Counter(
+        (r["step_id"] or "-", r["reason"] or "-") for r in mine if r["kind"] == "exited"
+    )
     return {
+        "exits": dict(exits),
         "kinds": dict(kinds),
         "steps": dict(steps),
         "outcomes": dict(outcomes),
@@ -163,6 +167,7 @@ def from_table(figures: dict[str, Any]) -> dict[str, Any]:
     variants = figures["variants"]
     control = figures["control"]
     return {
+        "exits": {(s, r): n for s, by in figures["exits"].items() for r, n in by.items()},
         "kinds": figures["by_kind"],
         "steps": steps,
         "outcomes": outcomes,
@@ -204,6 +209,7 @@ def test_stats_equal_an_independent_count_of_the_stream(
     records = stream(stack)
     expected = independent_counts(records)
     assert expected["kinds"]["entered"] == len(CUSTOMERS)
+    assert sum(expected["exits"].values()) == expected["kinds"]["exited"] > 0
     assert expected["control"][0] > 0 and expected["treatment"][0] > 0
     assert set(expected["split"]) == {"short", "long"}
     assert expected["cost"] == pytest.approx(0.002 * expected["kinds"]["send"])

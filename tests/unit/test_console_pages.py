@@ -173,6 +173,12 @@ def test_graph_counts_come_from_the_stats_cells(catalog: Catalog) -> None:
         4, 2, 2,
     )  # fmt: skip
     assert nodes["bye"]["exited"] == 2 and nodes["bye"]["exit_reason"] == "short_path_done"
+    assert nodes["bye"]["exits_by_reason"] == {"short_path_done": 2}
+    assert "exits 2 (short_path_done 2)" in " ".join(nodes["bye"]["lines"])
+    assert stats["exits"] == {"bye": {"short_path_done": 2}}
+    assert (
+        "-" not in stats["outcomes"].get("-", {}) or "short_path_done" not in stats["outcomes"]["-"]
+    )
     assert nodes["mail"]["channels"] == {"email": {"fallback": 1, "send": 3, "sent": 3}}
     assert nodes["pick"]["paths"] == {  # treatment only: the control customer is left out
         "long": {"count": 2, "percent": 40.0},
@@ -192,6 +198,7 @@ def test_svg_has_one_node_per_step_with_its_figures(catalog: Catalog) -> None:
     )
     assert sorted(n[0] for n in nodes) == ["bye", "hold", "mail", "pick"]
     assert ("mail", "4", "0", "4") in nodes
+    assert 'data-step-id="bye"' in svg and 'data-exits-by-reason="short_path_done=2"' in svg
     assert svg.startswith("<svg") and 'data-testid="journey-graph"' in svg
     positions = layered_layout(model)
     assert positions["pick"][1] < positions["mail"][1] < positions["hold"][1]
