@@ -1,11 +1,9 @@
 """Fleet-wide answers: this worker's share plus every other worker's, over the internal listener.
 
-The journey stats live in a Faust *global* table, meant to hold every partition's buckets on
-every worker. With several workers a worker's copy does not follow the other workers' writes
-after its start (measured with two workers: each one's ``GET /journeys/{id}/stats`` counted only
-its own partitions' customers; faust-streaming issue #283, "GlobalTable not working when using
-multiple instances", is open). Each partition's buckets are exact on the worker that owns the
-journey-events partition, since it is their only writer.
+The journey stats are partitioned like ``omni.journey-events``: each worker holds the stats
+partitions of the events partitions it owns (it was a global table, but a worker's copy of one
+does not follow the other workers' writes: faust-streaming issue #283, measured with two
+workers, each counted only its own partitions' customers).
 
 So a fleet-wide figure is asked of every worker: each answers ``GET /fleet/journey-stats`` with
 the window's cells of the journey-events partitions it actively owns (``stats_share``), and the
@@ -45,6 +43,7 @@ __all__ = [
     "merge_shares",
     "peers",
     "same_worker",
+    "stats_partitions",
     "stats_share",
 ]
 
@@ -110,7 +109,7 @@ async def ask_peers(
     return parts, errors
 
 
-def _stats_partitions(runtime: Runtime) -> set[int]:
+def stats_partitions(runtime: Runtime) -> set[int]:
     """The journey-events partitions this worker actively owns (writes the stats of)."""
     assignor = runtime.app.assignor
     topic = runtime.settings.journey_events_topic
@@ -122,7 +121,7 @@ def local_cells(runtime: Runtime, window: str, now: datetime) -> tuple[dict[str,
     table = runtime.journey_stats
     if table is None:
         return {}, set()
-    owned = _stats_partitions(runtime)
+    owned = stats_partitions(runtime)
     buckets: dict[str, dict[str, Cells]] = {}
     for key, raw in table.items():
         journey_id, bucket, partition = key.decode().split(SEP)

@@ -243,3 +243,62 @@ def test_stats_equal_an_independent_count_of_the_stream(
     assert worker.fetch("/journeys/promo/stats?window=year")[0] == 400
     assert worker.fetch("/journeys/nope/stats")[0] == 404
     assert worker.proc.poll() is None
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known (issue 20): stats over-count a few entries when partitions move twice "
+    "(39-45 for 36 in four runs); the stream itself has no repeats",
+)
+def test_stats_survive_partitions_moving_between_workers(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    """Partitions move w0 -> w1 -> w0 while entries are counted. The stats of a partition must
+    come back with it: a worker that counts on from a stale copy of a moved partition's buckets
+    overwrites the other worker's counts (a global table's copy does not follow the other
+    workers' writes, faust #283)."""
+    (stack.journeys_dir / "promo.yaml").write_text(JOURNEY)
+    (stack.journeys_dir / "policies.yaml").write_text(POLICIES)
+    groups = [[f"m{g}-{i}" for i in range(12)] for g in range(3)]
+
+    def sign_up(customers: list[str]) -> None:
+        records = [
+            (c, envelope(f"s-{c}", "signed_up", c, traits={"email": f"{c}@example.com"}))
+            for c in customers
+        ]
+        asyncio.run(produce(stack, records))
+
+    def entered_in_stream() -> int:
+        return sum(1 for r in stream(stack) if r["kind"] == "entered")
+
+    def entered_in_stats(worker: Worker) -> int | None:
+        status, body = worker.fetch("/journeys/promo/stats?window=day")
+        if status != 200:
+            return None
+        figures = orjson.loads(body)
+        if figures["partitions_missing"]:
+            return None
+        return int(figures["by_kind"].get("entered", 0))
+
+    w0 = start_worker("w0")
+    sign_up(groups[0])
+    wait_until(lambda: entered_in_stats(w0) == 12, 60, lambda: w0.log_tail())
+    w1 = start_worker("w1")  # some partitions move to w1, which counts on
+    sign_up(groups[1])
+    wait_until(lambda: entered_in_stream() == 24, 60, lambda: w1.log_tail())
+    wait_until(lambda: entered_in_stats(w1) == 24, 60, lambda: f"{entered_in_stats(w1)}")
+    w1.stop()  # ...and back to w0, which must count on from w1's figures, not its own old ones
+    sign_up(groups[2])
+    wait_until(lambda: entered_in_stream() == 36, 60, lambda: w0.log_tail())
+    got: list[int | None] = []
+
+    def counted() -> bool:
+        got.append(entered_in_stats(w0))
+        return got[-1] == 36
+
+    def diagnose() -> str:
+        records = [r for r in stream(stack) if r["kind"] == "entered"]
+        unique = len({r["record_id"] for r in records})
+        return f"stats said {got[-5:]}; the stream has {len(records)} entries, {unique} distinct"
+
+    wait_until(counted, 60, diagnose)
