@@ -28,6 +28,7 @@ from yarl import URL
 
 from omnistream.clock import utcnow
 from omnistream.domain.journey_stats import SEP, Cells, cells_in_window, merge
+from omnistream.journey.figures import valid_window
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -192,4 +193,6 @@ def install(runtime: Runtime) -> None:
     @runtime.app.page(STATS_SHARE_PATH)
     async def share(web: Any, request: Any) -> Any:
         window = str(request.query.get("window", "day"))
+        if not valid_window(window):
+            return web.json({"error": f"unknown window {window!r}"}, status=400)
         return web.json(stats_share(runtime, window, utcnow()))

@@ -302,6 +302,7 @@ def test_the_json_stats_routes_answer_for_the_whole_fleet_on_either_worker(fleet
         assert overview["partitions_missing"] == []
     assert fleet.workers[0].fetch("/journeys/welcome/stats?window=year")[0] == 400
     assert fleet.workers[0].fetch("/fleet/journey-stats?window=day", token=False)[0] == 401
+    assert fleet.workers[0].fetch("/fleet/journey-stats?window=year")[0] == 400
 
 
 def test_every_customer_page_answers_on_one_worker_with_an_inert_timeline(fleet: Fleet) -> None:

@@ -338,15 +338,23 @@ async def test_a_dead_owners_claim_is_taken_over_at_once() -> None:
     assert await dedup.leased("omni:owner:w-new")  # the new owner announced itself first
 
 
-async def test_a_live_owners_claim_is_waited_for_briefly_then_put_back() -> None:
-    """A live worker mid-send (after a rebalance) holds the claim: the channel must not queue
-    behind it for up to in_flight_ttl_s, so the send is handed back after held_claim_wait_s."""
+async def held_by_a_live_owner() -> tuple[
+    FakeTime, ScriptedProvider, Dispatcher, MemoryDedupStore, str
+]:
+    """A dispatcher ("w-new") and send-1's claim, held by a live other worker ("w-alive")."""
     time = FakeTime()
     provider = ScriptedProvider()
     dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
     key = "omni:send:{cust-1}:send-1:0"
     await dedup.lease("omni:owner:w-alive", 60_000)
     assert (await dedup.claim(key, "w-alive/1", 60_000)).status == "claimed"
+    return time, provider, dispatcher, dedup, key
+
+
+async def test_a_live_owners_claim_is_waited_for_briefly_then_put_back() -> None:
+    """A live worker mid-send (after a rebalance) holds the claim: the channel must not queue
+    behind it for up to in_flight_ttl_s, so the send is handed back after held_claim_wait_s."""
+    time, provider, dispatcher, dedup, key = await held_by_a_live_owner()
     send = make_send(category="transactional")
     held = await dispatcher.handle(send, T0)
     assert held.retry == send and provider.calls == []
@@ -358,12 +366,7 @@ async def test_a_live_owners_claim_is_waited_for_briefly_then_put_back() -> None
 
 
 async def test_a_claim_that_finishes_within_the_wait_is_replayed_without_putting_back() -> None:
-    time = FakeTime()
-    provider = ScriptedProvider()
-    dispatcher, dedup = owned_dispatcher(time, provider, "w-new")
-    key = "omni:send:{cust-1}:send-1:0"
-    await dedup.lease("omni:owner:w-alive", 60_000)
-    assert (await dedup.claim(key, "w-alive/1", 60_000)).status == "claimed"
+    time, provider, dispatcher, dedup, key = await held_by_a_live_owner()
 
     async def finish_on_first_poll(seconds: float) -> None:
         await time.sleep(seconds)
