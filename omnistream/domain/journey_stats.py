@@ -4,7 +4,7 @@ Counting: every record adds 1 to one *cell* (journey version, step, kind, outcom
 control flag, channel) of two buckets of its journey: its UTC hour (``h<hours since epoch>``)
 and ``all`` (since the start; filtered by version for "since this version"). ``sent`` records
 also add their price to the cell's cost. The runtime keeps the buckets in a Faust table
-(``runtime/journey_stats.py``); everything else here is arithmetic on plain dicts, so the same
+(``runtime/journey_events.py``); everything else here is arithmetic on plain dicts, so the same
 code answers the API and the tests.
 
 Windows are aligned to UTC hours: the last hour is this hour's bucket and the one before
@@ -37,7 +37,10 @@ __all__ = [
     "cell_of",
     "cells_in_window",
     "count",
+    "counted_key",
     "newcombe_interval",
+    "parse_stats_key",
+    "stats_key",
     "summary",
     "wilson_interval",
 ]
@@ -53,8 +56,29 @@ WINDOWS: Final = {
 }
 Z95: Final = 1.959963984540054
 
+COUNTED: Final = "\x00counted"
+"""The journey-id slot of a partition's counted-offset key (no journey id starts with NUL)."""
+
 Cells = dict[str, dict[str, float]]
 """Bucket value: ``{"n": {cell: count}, "c": {cell: cost}}`` (JSON-able)."""
+
+
+def stats_key(journey_id: str, bucket: str, partition: int) -> bytes:
+    """The table key of one journey's bucket counted from one stream partition."""
+    return f"{journey_id}{SEP}{bucket}{SEP}{partition}".encode()
+
+
+def counted_key(partition: int) -> bytes:
+    """The table key holding the next stream offset of ``partition`` not counted yet."""
+    return stats_key(COUNTED, "", partition)
+
+
+def parse_stats_key(key: bytes) -> tuple[str, str, int] | None:
+    """``(journey_id, bucket, partition)`` of a bucket key; None for a counted-offset key."""
+    journey_id, bucket, partition = key.decode().split(SEP)
+    if journey_id == COUNTED:
+        return None
+    return journey_id, bucket, int(partition)
 
 
 def cell_of(record: JourneyEvent) -> str:

@@ -27,7 +27,7 @@ import orjson
 from yarl import URL
 
 from omnistream.clock import utcnow
-from omnistream.domain.journey_stats import SEP, Cells, cells_in_window, merge
+from omnistream.domain.journey_stats import Cells, cells_in_window, merge, parse_stats_key
 from omnistream.journey.figures import valid_window
 
 if TYPE_CHECKING:
@@ -125,8 +125,9 @@ def local_cells(runtime: Runtime, window: str, now: datetime) -> tuple[dict[str,
     owned = stats_partitions(runtime)
     buckets: dict[str, dict[str, Cells]] = {}
     for key, raw in table.items():
-        journey_id, bucket, partition = key.decode().split(SEP)
-        if raw and int(partition) in owned:
+        parsed = parse_stats_key(key)  # None: a partition's counted offset
+        if parsed is not None and raw and parsed[2] in owned:
+            journey_id, bucket, _ = parsed
             merge(buckets.setdefault(journey_id, {}).setdefault(bucket, {}), orjson.loads(raw))
     cells = {}
     for journey_id, by_bucket in buckets.items():

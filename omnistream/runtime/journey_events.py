@@ -20,15 +20,21 @@ value the bucket's cells as JSON (``domain/journey_stats.py``). Why this design:
 - batching makes the cost one changelog write per (journey, bucket) touched per batch, not per
   record: with a few journeys, about four writes per half second per partition.
 
-The counts are at-least-once: a crash between the table write and the offset commit counts the
-batch again (the stream's record ids let a warehouse count exactly), and partitions moving
-between workers over-counted a few records in a test (39-45 for 36, issue 20, not understood).
+**Each record is counted once**, although the stream's offsets are committed after the table
+writes (at-least-once): the table also keeps, per partition, the next stream offset not counted
+yet (``counted_key``), written after the batch's buckets to the same changelog partition. A
+batch read again (a partition moved before its offsets were committed, or a crash) skips what
+the table already holds, and so is a record Faust hands to a batch twice (around a rebalance,
+one batch held offsets 58-62 and then 58-63 of a partition). Without it, partitions moving
+w0 -> w1 -> w0 counted 39-45 entries for 36 (tests/integration/test_journey_events.py). A
+crash between a batch's bucket writes and its mark can still count that batch twice (the
+stream's record ids let a warehouse count exactly).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,7 +45,16 @@ from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.domain.commands import Command
 from omnistream.domain.journey_events import Cause, JourneyEvent, journey_events
-from omnistream.domain.journey_stats import ALL, Cells, add, bucket_of, merge
+from omnistream.domain.journey_stats import (
+    ALL,
+    Cells,
+    add,
+    bucket_of,
+    counted_key,
+    merge,
+    parse_stats_key,
+    stats_key,
+)
 from omnistream.journey.event_lookup import CatalogLookup
 from omnistream.journey.figures import WINDOW_CHOICES, journey_figures, overview, valid_window
 from omnistream.journey.model import Catalog
@@ -55,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATS_TABLE",
+    "count_batch",
     "install",
     "prune",
     "publish",
@@ -67,7 +83,6 @@ log = logging.getLogger(__name__)
 STATS_TABLE: Final = "journey-stats"
 BATCH_RECORDS: Final = 500
 BATCH_SECONDS: Final = 0.5
-SEP: Final = "\x1f"
 KEEP_HOURS: Final = 31 * 24
 """Hour buckets are kept 31 days (the longest window is 30 days), then deleted."""
 
@@ -114,8 +129,34 @@ def stats_table(app: Any, settings: Settings, options: Mapping[str, int]) -> Any
     )
 
 
-def _key(journey_id: str, bucket: str, partition: int) -> bytes:
-    return f"{journey_id}{SEP}{bucket}{SEP}{partition}".encode()
+def count_batch(table: Table, events: Sequence[Event]) -> int:
+    """Add the batch's records the table has not counted yet; how many were new. Each
+    partition's counted offset moves past the batch after its buckets were written."""
+    fresh = _not_counted(table, events)
+    _apply(table, _deltas(fresh))
+    last: dict[int, Event] = {}
+    for event in fresh:
+        last[event.message.partition] = event
+    for partition, event in last.items():
+        with in_event_context(event):
+            table[counted_key(partition)] = str(event.message.offset + 1).encode()
+    return len(fresh)
+
+
+def _not_counted(table: Table, events: Sequence[Event]) -> list[Event]:
+    """The events past their partition's counted offset, each offset once: around a rebalance
+    Faust hands the same records to one batch twice (offsets 58-62, then 58-63, measured)."""
+    upto: dict[int, int] = {}
+    fresh = []
+    for event in events:
+        partition, offset = event.message.partition, event.message.offset
+        if partition not in upto:
+            with in_event_context(event):  # the partition's RocksDB database
+                upto[partition] = int(table.get(counted_key(partition)) or 0)
+        if offset >= upto[partition]:
+            fresh.append(event)
+            upto[partition] = offset + 1
+    return fresh
 
 
 def _deltas(events: Sequence[Event]) -> dict[bytes, tuple[Cells, Event]]:
@@ -131,7 +172,7 @@ def _deltas(events: Sequence[Event]) -> dict[bytes, tuple[Cells, Event]]:
             continue
         partition = event.message.partition
         for bucket in (bucket_of(record.at), ALL):
-            key = _key(record.journey_id, bucket, partition)
+            key = stats_key(record.journey_id, bucket, partition)
             cells, _ = deltas.get(key, ({}, None))
             add(cells, record)
             deltas[key] = (cells, event)
@@ -166,7 +207,7 @@ def install(runtime: Runtime) -> None:
             # A batch taken before a rebalance may hold records of partitions revoked since:
             # their offsets will not be committed here, so their new owner counts them.
             mine = [e for e in events if e.message.partition in owned]
-            _apply(table, _deltas(mine))  # acked by take_events once this body returns
+            count_batch(table, mine)  # acked by take_events once this body returns
             prune(table, mine, utcnow(), pruned)
 
 
@@ -178,11 +219,12 @@ def prune(table: Table, events: Sequence[Event], now: datetime, pruned: dict[int
     deleted = 0
     for partition, source in due.items():
         pruned[partition] = hour
-        suffix = f"{SEP}{partition}".encode()
         old = [
             key
-            for key, _ in _items(table, b"")
-            if key.endswith(suffix) and _hour_of(key) < hour - KEEP_HOURS
+            for key, _ in table.items()
+            if (parsed := parse_stats_key(key)) is not None
+            and parsed[2] == partition
+            and _hour_of(parsed[1]) < hour - KEEP_HOURS
         ]
         with in_event_context(source):  # a deletion goes to the partition's changelog
             for key in old:
@@ -191,10 +233,9 @@ def prune(table: Table, events: Sequence[Event], now: datetime, pruned: dict[int
     return deleted
 
 
-def _hour_of(key: bytes) -> int:
-    """The hour of an ``h<hour>`` bucket key; ``all`` buckets are never old."""
-    bucket = key.split(SEP.encode())[1]
-    return int(bucket[1:]) if bucket.startswith(b"h") else 1 << 62
+def _hour_of(bucket: str) -> int:
+    """The hour of an ``h<hour>`` bucket; ``all`` buckets are never old."""
+    return int(bucket[1:]) if bucket.startswith("h") else 1 << 62
 
 
 def _install_routes(runtime: Runtime) -> None:
@@ -243,15 +284,9 @@ def _check(web: Any, runtime: Runtime, request: Any) -> tuple[str, Any]:
 
 def stats_buckets(table: Table, journey_id: str) -> dict[str, Cells]:
     """The journey's buckets summed over partitions (every worker holds them all)."""
-    prefix = f"{journey_id}{SEP}".encode()
     out: dict[str, Cells] = {}
-    for key, raw in _items(table, prefix):
-        bucket = key.decode().split(SEP)[1]
-        merge(out.setdefault(bucket, {}), orjson.loads(raw))
-    return out
-
-
-def _items(table: Table, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
     for key, raw in table.items():
-        if key.startswith(prefix) and raw:
-            yield key, raw
+        parsed = parse_stats_key(key)
+        if raw and parsed is not None and parsed[0] == journey_id:
+            merge(out.setdefault(parsed[1], {}), orjson.loads(raw))
+    return out

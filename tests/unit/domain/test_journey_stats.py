@@ -102,14 +102,20 @@ def test_windows_are_whole_utc_hours_and_version_filters_all() -> None:
     assert since == {"entered": 3}
 
 
+_offsets: dict[int, int] = {}
+
+
 class FakeMessage:
     def __init__(self, value: bytes, partition: int) -> None:
         self.value = value
         self.partition = partition
+        self.offset = _offsets.get(partition, 0)  # the partition's next offset
+        _offsets[partition] = self.offset + 1
 
 
 class FakeEvent:
-    """What the stats agent reads from a Faust event: its message's value and partition."""
+    """What the stats agent reads from a Faust event: its message's value, partition and
+    offset (offsets count up per partition, as a stream's do)."""
 
     def __init__(self, record: JourneyEvent, partition: int) -> None:
         self.message = FakeMessage(record.to_json(), partition)
