@@ -283,7 +283,8 @@ def _check(web: Any, runtime: Runtime, request: Any) -> tuple[str, Any]:
 
 
 def stats_buckets(table: Table, journey_id: str) -> dict[str, Cells]:
-    """The journey's buckets summed over partitions (every worker holds them all)."""
+    """The journey's buckets summed over the partitions this table holds (a worker holds only
+    its own and its standbys'; the fleet-wide sum is ``runtime/fleet.py``'s)."""
     out: dict[str, Cells] = {}
     for key, raw in table.items():
         parsed = parse_stats_key(key)
