@@ -7,12 +7,13 @@ customer's inputs, its row and its timers share one partition number.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from omnistream.runtime.partitions import partition_of
 
-__all__ = ["MemoryBroker", "MemoryRecord"]
+__all__ = ["MemoryBroker", "MemoryRecord", "MemoryTopic"]
 
 
 @dataclass
@@ -26,6 +27,7 @@ class MemoryRecord:
     value: bytes
     seq: int = 0
     """Position in the broker's global production order (the harness is single-threaded)."""
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
     acked: bool = False
 
     def ack(self) -> None:
@@ -56,7 +58,13 @@ class MemoryBroker:
             topic = self._topics[name] = _Topic(parts, [0] * self.partitions)
         return topic
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> MemoryRecord:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> MemoryRecord:
         """Append to the key's partition (round robin without a key) and acknowledge at once."""
         stored = self._topic(topic)
         if key is None:
@@ -66,7 +74,7 @@ class MemoryBroker:
             number = partition_of(key, self.partitions)
         log = stored.partitions[number]
         self._produced += 1
-        record = MemoryRecord(topic, number, len(log), key, value, self._produced)
+        record = MemoryRecord(topic, number, len(log), key, value, self._produced, list(headers))
         log.append(record)
         return record
 
@@ -76,6 +84,22 @@ class MemoryBroker:
 
     def topics(self) -> list[str]:
         return sorted(self._topics)
+
+    def unread(self, topic: str) -> list[MemoryRecord]:
+        """The next unread record of each partition of ``topic`` (what a consumer reads next)."""
+        stored = self._topic(topic)
+        return [
+            log[stored.positions[number]]
+            for number, log in enumerate(stored.partitions)
+            if stored.positions[number] < len(log)
+        ]
+
+    def take(self, record: MemoryRecord) -> None:
+        """Move the consumer past ``record``, which must be the next unread of its partition."""
+        stored = self._topic(record.topic)
+        if stored.positions[record.partition] != record.offset:
+            raise ValueError(f"{record.topic}[{record.partition}]@{record.offset} is not next")
+        stored.positions[record.partition] += 1
 
     def poll(self, topic: str) -> Iterator[MemoryRecord]:
         """Unread records of ``topic``, lowest partition first, until every partition is drained.
@@ -92,3 +116,23 @@ class MemoryBroker:
                     break
             else:
                 return
+
+
+@dataclass(frozen=True)
+class MemoryTopic:
+    """One topic as the runtime produces to it (Faust's ``Topic.send``): the record is stored at
+    once, so the delivery it returns is already done."""
+
+    broker: MemoryBroker
+    name: str
+
+    async def send(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> asyncio.Future[MemoryRecord]:
+        delivery: asyncio.Future[MemoryRecord] = asyncio.get_running_loop().create_future()
+        delivery.set_result(self.broker.send(self.name, key, value, headers))
+        return delivery

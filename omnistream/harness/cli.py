@@ -1,8 +1,8 @@
 """``journeys simulate`` and ``journeys test``: the author commands that run the harness.
 
 They join the ``journeys`` group of ``omnistream.journey.cli`` here, not there, because the
-journey package is the pure core and must not import the harness (it uses the runtime's timer
-index and partitioner); the main CLI mounts the group from this module.
+journey package is the pure core and must not import the harness (it runs the worker's agent
+functions); the main CLI mounts the group from this module.
 """
 
 from __future__ import annotations

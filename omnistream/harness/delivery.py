@@ -9,14 +9,12 @@ events file, as before.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from omnistream.channels.dispatcher import Dispatch, Dispatcher
+from omnistream.channels.dispatcher import Dispatcher
 from omnistream.channels.settings import ChannelSettings
-from omnistream.domain.commands import Send
 from omnistream.domain.vocabulary import CHANNELS
 from omnistream.policies.caps import CapsPolicy
 from omnistream.ports import (
@@ -28,7 +26,11 @@ from omnistream.ports import (
 )
 from omnistream.storage.memory import MemoryCapStore, MemoryDedupStore
 
-__all__ = ["Delivery", "ScriptedProvider", "build_dispatcher"]
+__all__ = ["HARNESS_CHANNEL_SETTINGS", "Delivery", "ScriptedProvider", "build_dispatcher"]
+
+HARNESS_CHANNEL_SETTINGS = ChannelSettings.model_construct(retry_attempts=1)
+"""The channel defaults (not the environment's), with one provider attempt: scripted providers
+answer the same every time."""
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,8 @@ def build_dispatcher(delivery: Delivery, clock: Callable[[], datetime]) -> Dispa
         dedup=dedup,
         caps_store=MemoryCapStore(dedup),
         caps=delivery.caps,
-        settings=ChannelSettings(retry_attempts=1),
+        settings=HARNESS_CHANNEL_SETTINGS,
         sleep=_no_sleep,
         clock=clock,
         rand=lambda: 0.0,
     )
-
-
-def dispatch(dispatcher: Dispatcher, send: Send, now: datetime) -> Dispatch:
-    """Run the dispatcher's async policy for one send to completion (the harness is synchronous)."""
-    return asyncio.run(dispatcher.handle(send, now))

@@ -1,54 +1,61 @@
-"""Run the customer agent's step in process: inputs, timers and sends on the memory broker.
+"""The worker's own agent functions, run in process on the memory broker and a manual clock.
 
-The loop is the worker's, in one thread and on the manual clock: an input is produced to
-``omni.customer-events`` at its timestamp (keyed, so it lands in its customer's partition);
-before it, every timer due by then fires, earliest first, as a ``timer_fired`` record built by
-the worker's constructor; each consumed record follows its key's alias (a merged-away key),
-runs the pure engine on the row read from the table, writes the row back and carries out the
-commands: a send is produced to ``omni.send.<channel>``, a timer goes into the worker's
-``TimerIndex``. What the worker adds around this (batching, acks, DLQ, metrics, the channel
-agents) is not modelled here yet; see docs/architecture.md. Identity messages (claims, releases,
-merges) follow the pure rules of ``domain/identity.py`` as ``runtime/identity.py`` applies them.
+The harness builds a ``Runtime`` (``runtime/runtime.py``) whose topics are memory topics, whose
+tables are memory tables and whose clock is the manual one, and hands the records to the very
+functions the worker's Faust agents call:
+
+- an input is produced at its timestamp: a producer's event to its source topic, keyed by its
+  highest-ranked identifier as a keyed source does, and read by ``runtime/customers.on_record``'s
+  sibling for sources (ingest's validation, routing and the engine); an event omnistream itself
+  makes (a scripted receipt, ``message_*``) straight to ``omni.customer-events``, as the receipt
+  handler does;
+- before it, every timer due by then fires, earliest first, as the worker's timer loop makes it
+  (``timer_fired_event``, produced to the customer's partition);
+- each record goes through the customer agent's batch (``runtime/batch.py``) with the worker's
+  ``guarded`` around it (an error dead-letters, as in the worker), flushed after every record;
+- with a delivery model, each send record goes through ``runtime/senders.on_send``: the real
+  dispatcher on memory stores with scripted providers (``harness/delivery.py``).
+
+What stays the worker's alone: Faust's consumer (fetching, committing, rebalances), the batch's
+size and age bounds (the harness flushes after each record), metrics scraping and the web routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
-from pydantic import ValidationError
-
-from omnistream.channels.dispatcher import Dispatch, Dispatcher
-from omnistream.domain.commands import CancelTimer, Command, ScheduleTimer, Send
-from omnistream.domain.events import Event, EventError, parse_event
-from omnistream.domain.identity import (
-    Claim,
-    MergeRequest,
-    Release,
-    claims_for,
-    decide_claim,
-    decide_release,
-    merge,
-    resolve,
-    route_key,
-)
-from omnistream.domain.identity_messages import is_identity_message, parse_identity_message
+from omnistream.channels.dispatcher import Dispatch
+from omnistream.channels.receipts import ReceiptHandler
+from omnistream.config import Settings
+from omnistream.domain.commands import Send
+from omnistream.domain.events import Event
+from omnistream.domain.identity import route_key
 from omnistream.domain.state import CustomerState
 from omnistream.domain.timers import timer_fired_event
-from omnistream.domain.vocabulary import CHANNELS
-from omnistream.harness.broker import MemoryBroker, MemoryRecord
+from omnistream.domain.vocabulary import CHANNELS, SYSTEM_SOURCE, is_system_event_type
+from omnistream.harness.broker import MemoryBroker, MemoryRecord, MemoryTopic
 from omnistream.harness.clock import ManualClock
-from omnistream.harness.delivery import Delivery, build_dispatcher, dispatch
+from omnistream.harness.delivery import HARNESS_CHANNEL_SETTINGS, Delivery, build_dispatcher
 from omnistream.harness.tables import MemoryTable
-from omnistream.journey.engine import step
 from omnistream.journey.model import Catalog
+from omnistream.runtime import customers, senders
+from omnistream.runtime.batch import CustomerBatch
+from omnistream.runtime.dlq import DeadLetter, guarded
+from omnistream.runtime.partitions import OwnedPartitions
+from omnistream.runtime.runtime import Runtime, StepObserver, Topics
 from omnistream.runtime.timer_index import TimerIndex
+from omnistream.runtime.wiring import ChannelAdapters
+from omnistream.storage.memory import MemoryDedupStore
 
 __all__ = [
     "CUSTOMER_EVENTS",
+    "DLQ",
     "DispatchObserver",
     "Harness",
     "Observer",
@@ -56,20 +63,35 @@ __all__ = [
     "send_topic",
 ]
 
-CUSTOMER_EVENTS: Final = "omni.customer-events"
+_SETTINGS: Final = Settings.model_construct()
+"""The worker's defaults, not the environment's: a run repeats wherever it runs."""
+CUSTOMER_EVENTS: Final = f"{_SETTINGS.topic_prefix}customer-events"
+DLQ: Final = f"{_SETTINGS.topic_prefix}dlq"
 _MAX_INPUTS: Final = 100_000
 
 
 def send_topic(channel: str) -> str:
     """The topic a channel agent reads, as the worker names it with the default prefix."""
-    return f"omni.send.{channel}"
+    return f"{_SETTINGS.topic_prefix}send.{channel}"
+
+
+def _source_topic(event: Event) -> str:
+    """The source topic a backend would produce ``event`` to (the first one for a source the
+    worker has no topic of: the topic a record comes on does not change its handling)."""
+    topics = _SETTINGS.source_topics
+    named = f"{_SETTINGS.topic_prefix}events.{event.source}"
+    return named if named in topics else topics[0]
+
+
+def _made_by_omnistream(event: Event) -> bool:
+    return event.source == SYSTEM_SOURCE or is_system_event_type(event.type)
 
 
 def _by_seq(record: MemoryRecord) -> int:
     return record.seq
 
 
-Observer = Callable[[Event, CustomerState, CustomerState, list[Command]], None]
+Observer = StepObserver
 """Called after each step with the input, the row before and after, and the commands."""
 
 DispatchObserver = Callable[[datetime, Send, Dispatch], None]
@@ -78,11 +100,39 @@ DispatchObserver = Callable[[datetime, Send, Dispatch], None]
 
 @dataclass(frozen=True)
 class Rejected:
-    """A record the worker would dead-letter, with the same reason."""
+    """A record the worker dead-lettered, with its reason."""
 
     record: MemoryRecord
     reason: str
     detail: str
+
+
+class _NoKeys:
+    """Redis as erasure sees it in the harness: the memory stores keep no per-customer keys that
+    a scan would find, so there is nothing to delete."""
+
+    async def ping(self) -> bool:
+        return True
+
+    async def _none(self) -> Any:
+        return
+        yield
+
+    def scan_iter(self, match: str, count: int) -> Any:
+        return self._none()
+
+    async def delete(self, *names: Any) -> int:
+        return 0
+
+
+def _channel_adapters(delivery: Delivery, clock: Callable[[], datetime]) -> ChannelAdapters:
+    return ChannelAdapters(
+        settings=HARNESS_CHANNEL_SETTINGS,
+        providers={},
+        channels={channel: f"scripted_{channel}" for channel in CHANNELS},
+        dispatcher=build_dispatcher(delivery, clock),
+        receipts=ReceiptHandler({}, MemoryDedupStore()),
+    )
 
 
 @dataclass
@@ -94,47 +144,85 @@ class Harness:
     partitions: int = 4
     broker: MemoryBroker = field(init=False)
     customers: MemoryTable = field(default_factory=MemoryTable)
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: MemoryTable = field(default_factory=MemoryTable)
     timers: TimerIndex = field(default_factory=TimerIndex)
-    rejected: list[Rejected] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
     delivery: Delivery | None = None
-    """With a delivery model, sends go through the dispatcher; without, they stay on the topics."""
+    """With a delivery model, sends go through the channel agents; without, they stay on the
+    send topics."""
     dispatch_observers: list[DispatchObserver] = field(default_factory=list)
-    _dispatcher: Dispatcher | None = field(default=None, init=False)
-    _inputs: list[tuple[datetime, int, str, bytes]] = field(default_factory=list)
+    runtime: Runtime = field(init=False)
+    _inputs: list[tuple[datetime, int, str, bytes, bytes]] = field(default_factory=list)
     _seq: int = 0
 
     def __post_init__(self) -> None:
         self.broker = MemoryBroker(self.partitions)
-        if self.delivery is not None:
-            self._dispatcher = build_dispatcher(self.delivery, self._now)
+
+        def topic(name: str) -> MemoryTopic:
+            return MemoryTopic(self.broker, name)
+
+        owned = OwnedPartitions(CUSTOMER_EVENTS, self.partitions)
+        owned.owned = frozenset(range(self.partitions))
+        self.runtime = Runtime(
+            settings=_SETTINGS,
+            catalog=self.catalog,
+            app=None,
+            topics=Topics(
+                customer_events=topic(CUSTOMER_EVENTS),
+                customer_inputs=None,
+                dlq=topic(DLQ),
+                sends={channel: topic(send_topic(channel)) for channel in CHANNELS},
+            ),
+            customers=self.customers,
+            aliases=self.aliases,
+            redis=_NoKeys(),
+            owned=owned,
+            channels=_channel_adapters(self.delivery or Delivery(), self._now),
+            timers=self.timers,
+            clock=self._now,
+            step_observers=self.observers,
+        )
 
     def _now(self) -> datetime:
         return self.clock.now
 
-    def publish(self, event: Event) -> None:
-        """Schedule ``event`` to be produced at its timestamp (ties keep publication order).
+    @property
+    def rejected(self) -> list[Rejected]:
+        """Every record the worker's functions dead-lettered, in the order they did."""
+        found = []
+        for record in sorted(self.broker.records(DLQ), key=_by_seq):
+            letter = DeadLetter.from_headers(record.headers)
+            found.append(Rejected(record, letter.reason, letter.detail))
+        return found
 
-        It goes under its highest-ranked identifier, as ingest routes a source event."""
+    def publish(self, event: Event) -> None:
+        """Schedule ``event`` to be produced at its timestamp (ties keep publication order):
+        to its source topic under its highest-ranked identifier, as a keyed source produces it,
+        or, if only omnistream may say it, to ``omni.customer-events`` as omnistream does."""
         self._seq += 1
-        item = (event.timestamp, self._seq, route_key(event), event.to_json())
+        topic = CUSTOMER_EVENTS if _made_by_omnistream(event) else _source_topic(event)
+        item = (event.timestamp, self._seq, topic, route_key(event).encode(), event.to_json())
         heapq.heappush(self._inputs, item)
 
     def run_until(self, until: datetime) -> None:
         """Produce every input and fire every timer due by ``until``, in time order."""
+        asyncio.run(self._run_until(until))
+
+    async def _run_until(self, until: datetime) -> None:
+        batch = CustomerBatch(self.customers, max_records=1, max_age_s=3600, on_error=_reraise)
+        await self._drain(batch)  # records already on the topics (written there by a test)
         for _ in range(_MAX_INPUTS):
             due = self.timers.oldest_due()
             next_input = self._inputs[0][0] if self._inputs else None
             if due is not None and due <= until and (next_input is None or due <= next_input):
                 self._fire(due)
             elif next_input is not None and next_input <= until:
-                at, _, key, raw = heapq.heappop(self._inputs)
+                at, _, topic, key, raw = heapq.heappop(self._inputs)
                 self.clock.advance_to(at)
-                self.broker.send(CUSTOMER_EVENTS, key.encode(), raw)
+                self.broker.send(topic, key, raw)
             else:
                 break
-            self._drain()
+            await self._drain(batch)
         self.clock.advance_to(until)
 
     def sends(self) -> list[Send]:
@@ -152,121 +240,55 @@ class Harness:
         return CustomerState.from_bytes(raw) if raw else None
 
     def _fire(self, due: datetime) -> None:
+        """The worker's timer loop at ``due``: each due timer as a ``timer_fired`` input."""
         self.clock.advance_to(due)
         for key, timer_id, when in self.timers.pop_due(due):
             event = timer_fired_event(key, timer_id, when)
             self.broker.send(CUSTOMER_EVENTS, key.encode(), event.to_json())
 
-    def _drain(self) -> None:
+    async def _drain(self, batch: CustomerBatch) -> None:
         """Consume until quiet: the customer agent, then (with a delivery model) the channels."""
         while True:
-            for record in self.broker.poll(CUSTOMER_EVENTS):
-                self.handle(record)
-                record.ack()
-            if self._dispatcher is None or not self._deliver():
+            await self._customer_agent(batch)
+            if self.delivery is None or not await self._channel_agents():
                 return
 
-    def _deliver(self) -> bool:
-        """The channel agents: each unread send through the dispatcher; False when none was."""
-        assert self._dispatcher is not None
+    async def _customer_agent(self, batch: CustomerBatch) -> None:
+        """What the worker's ``customers`` agent does with each record, in production order."""
+        sources = frozenset(_SETTINGS.source_topics)
+        while True:
+            unread = [
+                record
+                for topic in (*sorted(sources), CUSTOMER_EVENTS)
+                for record in self.broker.unread(topic)
+            ]
+            if not unread:
+                return
+            record = min(unread, key=_by_seq)
+            self.broker.take(record)
+            handle = customers.on_source_record if record.topic in sources else customers.on_record
+            async with batch.lock:
+                batch.hold(record)
+                await guarded(
+                    self.runtime, "customer", record, partial(handle, self.runtime, batch)
+                )
+                await batch.barrier()
+
+    async def _channel_agents(self) -> bool:
+        """Each unread send through ``runtime/senders.on_send``; False when there was none."""
         handled = False
         for channel in CHANNELS:
             for record in self.broker.poll(send_topic(channel)):
-                send = Send.model_validate_json(record.value)
-                result = dispatch(self._dispatcher, send, self.clock.now)
-                for event in result.outcomes:
-                    self.broker.send(CUSTOMER_EVENTS, send.customer_key.encode(), event.to_json())
-                if result.forward is not None:
-                    forward = result.forward
-                    value = forward.to_json()
-                    self.broker.send(send_topic(forward.channel), record.key, value)
-                for observer in self.dispatch_observers:
-                    observer(self.clock.now, send, result)
+                result = await senders.on_send(self.runtime, channel, record)
+                if result is not None:
+                    send = Send.model_validate_json(record.value)
+                    for observer in self.dispatch_observers:
+                        observer(self.clock.now, send, result)
                 record.ack()
                 handled = True
         return handled
 
-    def handle(self, record: MemoryRecord) -> None:
-        """The customer agent's step for one record of ``omni.customer-events``."""
-        if record.key is None:
-            self.rejected.append(Rejected(record, "no_key", "customer inputs must be keyed"))
-            return
-        key = record.key.decode()
-        if is_identity_message(record.value):
-            self._identity(record, key)
-            return
-        target = resolve(key, self.aliases.get(key))
-        if target is not None:  # merged away: follow the alias, as the worker forwards
-            self.broker.send(CUSTOMER_EVENTS, target.encode(), record.value)
-            return
-        try:
-            event = parse_event(record.value)
-        except EventError as exc:
-            self.rejected.append(Rejected(record, exc.reason, exc.detail))
-            return
-        state = self.row(key) or CustomerState(key=key)
-        new_state, commands = step(self.catalog, state, event, self.clock.now)
-        for observer in self.observers:  # a repeated event id too: the timeline shows it
-            observer(event, state, new_state, commands)
-        if new_state is state:  # a repeated event id: nothing to write or do
-            return
-        new_state, claims, releases = claims_for(new_state, event)
-        self.customers[record.key] = new_state.to_bytes()
-        self._execute(commands)
-        self._publish([*claims, *releases])
 
-    def _publish(self, messages: Iterable[Claim | Release]) -> None:
-        for message in messages:
-            value = message.model_dump_json().encode()
-            self.broker.send(CUSTOMER_EVENTS, message.identifier.encode(), value)
-
-    def _identity(self, record: MemoryRecord, key: str) -> None:
-        """Claims, releases and merges, by the pure rules, as ``runtime/identity.py`` does."""
-        try:
-            message = parse_identity_message(record.value)
-        except ValidationError as exc:
-            self.rejected.append(Rejected(record, "invalid_identity_message", str(exc)[:500]))
-            return
-        if isinstance(message, Claim):
-            self._claim(key, message)
-        elif isinstance(message, Release):
-            remove_alias, remove_row = decide_release(self.aliases.get(key), message)
-            if remove_alias:
-                self.aliases.pop(key, None)
-            if remove_row:
-                self._delete_row(key)
-        elif isinstance(message, MergeRequest):
-            result = merge(self.row(key) or CustomerState(key=key), message.state)
-            self._execute(result.commands)
-            self._publish([*result.claims, *result.releases])
-            self.customers[key.encode()] = result.state.to_bytes()
-        else:
-            self.rejected.append(Rejected(record, "unknown_kind", record.value[:60].decode()))
-
-    def _claim(self, key: str, claim: Claim) -> None:
-        decision = decide_claim(self.aliases.get(key), self.row(key), claim)
-        if not decision.accepted:
-            return
-        handover = decision.handover
-        if handover is not None:  # the row moves to the claimant as a merge request
-            value = handover.model_dump_json().encode()
-            self.broker.send(CUSTOMER_EVENTS, handover.into.encode(), value)
-        if decision.alias is not None:
-            self.aliases[key] = decision.alias
-        if handover is not None:
-            self._delete_row(key)
-
-    def _delete_row(self, key: str) -> None:
-        self.customers.pop(key.encode(), None)
-        self.timers.drop_customer(key)
-
-    def _execute(self, commands: Iterable[Command]) -> None:
-        for command in commands:
-            if isinstance(command, Send):
-                self.broker.send(
-                    send_topic(command.channel), command.customer_key.encode(), command.to_json()
-                )
-            elif isinstance(command, ScheduleTimer):
-                self.timers.schedule(command.customer_key, command.timer_id, command.due)
-            elif isinstance(command, CancelTimer):
-                self.timers.cancel(command.customer_key, command.timer_id)
+async def _reraise(exc: BaseException) -> None:
+    """The worker stops on a failed flush; the harness raises it to its caller."""
+    raise exc

@@ -17,7 +17,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from omnistream.clock import monotonic, utcnow
+from omnistream.clock import monotonic
 from omnistream.domain.events import Event, EventError, parse_event
 from omnistream.domain.identity import FORGET_EVENT, claims_for, resolve
 from omnistream.domain.journey_events import Cause
@@ -73,8 +73,10 @@ async def on_event(
     state = batch.row(key) or CustomerState(key=key.decode())
     M.customer_inputs.labels(input_kind(event)).inc()
     try:
-        now = utcnow()
+        now = runtime.clock()
         new_state, commands = step(runtime.catalog, state, event, now)
+        for observe in runtime.step_observers:
+            observe(event, state, new_state, commands)
         if new_state is state:  # the engine hands back the same row only for a repeated id
             M.events_duplicate.inc()
             return

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from omnistream.clock import monotonic, utcnow
+from omnistream.clock import monotonic
 from omnistream.domain.events import Event, EventError, check_producer_event, parse_event
 from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
@@ -53,7 +53,7 @@ async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> Pe
     max_future = timedelta(seconds=runtime.settings.max_future_skew_s)
     try:
         event = parse_event(message.value or b"")
-        check_producer_event(event, utcnow(), max_future)
+        check_producer_event(event, runtime.clock(), max_future)
     except EventError as exc:
         await dead_letter(runtime, message, exc.reason, exc.detail)
         return []

@@ -6,18 +6,37 @@ modules can import the type without importing the builder, which imports all of 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
+from omnistream.clock import utcnow
 from omnistream.config import Settings
+from omnistream.domain.commands import Command
+from omnistream.domain.events import Event
+from omnistream.domain.state import CustomerState
 from omnistream.journey.model import Catalog
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timer_index import TimerIndex
 from omnistream.runtime.wiring import ChannelAdapters
 
-__all__ = ["Runtime", "Topics"]
+__all__ = ["KeyStore", "Runtime", "StepObserver", "Topics"]
+
+
+class KeyStore(Protocol):
+    """What the runtime asks of Redis directly (health checks and erasure's key scan); the
+    channel logic reaches Redis through its own ports. ``redis.asyncio.Redis`` is one."""
+
+    def ping(self) -> Awaitable[Any]: ...
+    def scan_iter(self, match: str, count: int) -> AsyncIterator[Any]: ...
+    def delete(self, *names: Any) -> Awaitable[Any]: ...
+
+
+StepObserver = Callable[[Event, CustomerState, CustomerState, list[Command]], None]
+"""Called after each engine step with the input, the row before and after, and the commands
+(also for a repeated event id, where the row comes back unchanged). The harness's timeline
+(``journeys simulate``) is one; the worker runs none."""
 
 
 @dataclass
@@ -45,7 +64,7 @@ class Runtime:
     """Faust table: customer key -> CustomerState bytes."""
     aliases: Any
     """Faust table: identifier key -> customer key it was merged into (docs/identity.md)."""
-    redis: aioredis.Redis
+    redis: KeyStore
     """Connects on its first command; made with the runtime, so it exists before any agent runs
     (see ``build_runtime``)."""
     owned: OwnedPartitions
@@ -53,5 +72,9 @@ class Runtime:
     channels: ChannelAdapters
     """Providers, Redis stores, dispatcher and receipt handler (``runtime/wiring.py``)."""
     timers: TimerIndex = field(default_factory=TimerIndex)
+    clock: Callable[[], datetime] = utcnow
+    """``now`` for the engine, ingest's clock-skew check and the channel agents; the harness
+    passes its manual clock."""
+    step_observers: list[StepObserver] = field(default_factory=list)
     journey_stats: Any = None
     """Faust global table of journey stats buckets (``runtime/journey_events.py``)."""

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from omnistream.channels.dispatcher import Dispatcher
-from omnistream.clock import monotonic, utcnow
+from omnistream.channels.dispatcher import Dispatch
+from omnistream.clock import monotonic
 from omnistream.domain.commands import Send
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
@@ -25,7 +25,7 @@ from omnistream.runtime.dlq import dead_letter, guarded
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
 
-__all__ = ["install"]
+__all__ = ["install", "on_send"]
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +49,53 @@ def install(runtime: Runtime) -> None:
         await dispatcher.lease.renew()
 
     for channel, topic in runtime.topics.sends.items():
-        _install_channel(runtime, channel, topic, dispatcher)
+        _install_channel(runtime, channel, topic)
 
 
-def _install_channel(runtime: Runtime, channel: str, topic: Any, dispatcher: Dispatcher) -> None:
+async def on_send(runtime: Runtime, channel: str, message: Any) -> Dispatch | None:
+    """One record of ``omni.send.<channel>``: the dispatcher's answer carried out (outcome events
+    to the customer's partition, a held send to the end of its own topic, a fallback to the next
+    channel's). Returns that answer (``None`` for a record that is not a send: dead-lettered)."""
+    started = monotonic()
+    try:
+        send = Send.model_validate_json(message.value or b"")
+    except ValidationError as exc:
+        await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
+        return None
+    clear_log_context()
+    bind_log_context(
+        stage="channel",
+        customer_id=send.customer_key,
+        event_id=send.caused_by,
+        journey=send.journey_id,
+        step=send.step_id,
+        channel=send.channel,
+        send_id=send.send_id,
+    )
+    result = await runtime.channels.dispatcher.handle(send, runtime.clock())
+    key = send.customer_key.encode()
+    if result.retry is not None:  # another worker holds its claim: behind the others
+        await runtime.topics.sends[channel].send(key=key, value=result.retry.to_json())
+        return result
+    for outcome in result.outcomes:
+        await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
+    if result.forward is not None:
+        forward = result.forward
+        target = runtime.topics.sends.get(forward.channel)
+        if target is None:
+            log.warning("fallback to disabled channel %s dropped", forward.channel)
+            M.sends.labels(forward.channel, "none", "channel_disabled").inc()
+        else:
+            await target.send(key=key, value=forward.to_json())
+    M.stage_seconds.labels("channel").observe(monotonic() - started)
+    return result
+
+
+def _install_channel(runtime: Runtime, channel: str, topic: Any) -> None:
+    """The channel's agent: a thin Faust adapter around ``on_send``."""
+
     async def on_record(message: Any) -> None:
-        started = monotonic()
-        try:
-            send = Send.model_validate_json(message.value or b"")
-        except ValidationError as exc:
-            await dead_letter(runtime, message, "invalid_send", str(exc)[:500])
-            return
-        clear_log_context()
-        bind_log_context(
-            stage="channel",
-            customer_id=send.customer_key,
-            event_id=send.caused_by,
-            journey=send.journey_id,
-            step=send.step_id,
-            channel=send.channel,
-            send_id=send.send_id,
-        )
-        result = await dispatcher.handle(send, utcnow())
-        key = send.customer_key.encode()
-        if result.retry is not None:  # another worker holds its claim: behind the others
-            await topic.send(key=key, value=result.retry.to_json())
-            return
-        for outcome in result.outcomes:
-            await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
-        if result.forward is not None:
-            forward = result.forward
-            target = runtime.topics.sends.get(forward.channel)
-            if target is None:
-                log.warning("fallback to disabled channel %s dropped", forward.channel)
-                M.sends.labels(forward.channel, "none", "channel_disabled").inc()
-            else:
-                await target.send(key=key, value=forward.to_json())
-        M.stage_seconds.labels("channel").observe(monotonic() - started)
+        await on_send(runtime, channel, message)
 
     async def agent(stream: Any) -> None:
         async for record in stream.events():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from omnistream.clock import utcnow
 from omnistream.domain.state import CustomerState
 from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.customers import on_event
@@ -60,6 +61,8 @@ def fake_runtime(tmp_path: Path) -> Any:
             dlq=FakeTopic(),
             journey_events=None,
         ),
+        clock=utcnow,
+        step_observers=[],
     )
 
 
