@@ -9,8 +9,8 @@ functions the worker's Faust agents call:
   sibling for sources (ingest's validation, routing and the engine); an event omnistream itself
   makes (a scripted receipt, ``message_*``) straight to ``omni.customer-events``, as the receipt
   handler does;
-- before it, every timer due by then fires, earliest first, as the worker's timer loop makes it
-  (``timer_fired_event``, produced to the customer's partition);
+- before it, every timer due by then fires, earliest first, through the worker's timer loop
+  body (``runtime/timers.fire_due``: a ``timer_fired`` record in the customer's partition);
 - each record goes through the customer agent's batch (``runtime/batch.py``) with the worker's
   ``guarded`` around it (an error dead-letters, as in the worker), flushed after every record;
 - with a delivery model, each send record goes through ``runtime/senders.on_send``: the real
@@ -37,7 +37,6 @@ from omnistream.domain.commands import Send
 from omnistream.domain.events import Event
 from omnistream.domain.identity import route_key
 from omnistream.domain.state import CustomerState
-from omnistream.domain.timers import timer_fired_event
 from omnistream.domain.vocabulary import CHANNELS, SYSTEM_SOURCE, is_system_event_type
 from omnistream.harness.broker import MemoryBroker, MemoryRecord, MemoryTopic
 from omnistream.harness.clock import ManualClock
@@ -45,6 +44,7 @@ from omnistream.harness.delivery import HARNESS_CHANNEL_SETTINGS, Delivery, buil
 from omnistream.harness.tables import MemoryTable
 from omnistream.journey.model import Catalog
 from omnistream.runtime import customers, senders
+from omnistream.runtime import timers as timer_loop
 from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.dlq import DeadLetter, guarded
 from omnistream.runtime.partitions import OwnedPartitions
@@ -215,7 +215,7 @@ class Harness:
             due = self.timers.oldest_due()
             next_input = self._inputs[0][0] if self._inputs else None
             if due is not None and due <= until and (next_input is None or due <= next_input):
-                self._fire(due)
+                await self._fire(due)
             elif next_input is not None and next_input <= until:
                 at, _, topic, key, raw = heapq.heappop(self._inputs)
                 self.clock.advance_to(at)
@@ -239,12 +239,10 @@ class Harness:
         raw = self.customers.get(key.encode())
         return CustomerState.from_bytes(raw) if raw else None
 
-    def _fire(self, due: datetime) -> None:
-        """The worker's timer loop at ``due``: each due timer as a ``timer_fired`` input."""
+    async def _fire(self, due: datetime) -> None:
+        """The worker's timer loop at ``due`` (``runtime/timers.fire_due``)."""
         self.clock.advance_to(due)
-        for key, timer_id, when in self.timers.pop_due(due):
-            event = timer_fired_event(key, timer_id, when)
-            self.broker.send(CUSTOMER_EVENTS, key.encode(), event.to_json())
+        await timer_loop.fire_due(self.runtime, due)
 
     async def _drain(self, batch: CustomerBatch) -> None:
         """Consume until quiet: the customer agent, then (with a delivery model) the channels."""

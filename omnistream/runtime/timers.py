@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from omnistream.clock import utcnow
 from omnistream.domain.timers import timer_fired_event
 from omnistream.observability.metrics import M
 from omnistream.runtime.partitions import partition_of
@@ -22,7 +22,7 @@ from omnistream.runtime.timer_index import TimerIndex
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
 
-__all__ = ["TimerIndex", "install", "timer_fired_event"]
+__all__ = ["TimerIndex", "fire_due", "install", "timer_fired_event"]
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,21 @@ def install(runtime: Runtime) -> None:
     async def _fire_due() -> None:
         if not ready.is_set() or app.rebalancing:
             return
-        now = utcnow()
-        due_now = index.pop_due(now)
-        for n, (key, timer_id, due) in enumerate(due_now):
-            event = timer_fired_event(key, timer_id, due)
-            try:
-                await runtime.topics.customer_events.send(key=key.encode(), value=event.to_json())
-            except Exception:  # the producer failed: keep the rest for the next tick
-                log.exception("timer firing failed; %d timers kept for retry", len(due_now) - n)
-                for left in due_now[n:]:
-                    index.schedule(*left)
-                return
-            M.timer_lag_seconds.observe((now - due).total_seconds())
+        await fire_due(runtime, runtime.clock())
+
+
+async def fire_due(runtime: Runtime, now: datetime) -> None:
+    """Produce a ``timer_fired`` input into the customer's partition for every timer due by
+    ``now``, earliest first. If the producer fails, the timers not produced yet go back into the
+    index for the next tick."""
+    due_now = runtime.timers.pop_due(now)
+    for n, (key, timer_id, due) in enumerate(due_now):
+        event = timer_fired_event(key, timer_id, due)
+        try:
+            await runtime.topics.customer_events.send(key=key.encode(), value=event.to_json())
+        except Exception:  # the producer failed: keep the rest for the next tick
+            log.exception("timer firing failed; %d timers kept for retry", len(due_now) - n)
+            for left in due_now[n:]:
+                runtime.timers.schedule(*left)
+            return
+        M.timer_lag_seconds.observe((now - due).total_seconds())

@@ -2,7 +2,8 @@
 
 Each test replaces one worker function with a counting wrapper (or feeds a record the worker
 refuses) and checks that the harness went through it: ingest for a producer's event, the
-customer agent for every input and timer firing, ``senders.on_send`` for every send, the
+customer agent for every input and timer firing, the timer loop's ``fire_due``,
+``senders.on_send`` for every send, the
 worker's dead-letter path for bad records.
 """
 
@@ -24,6 +25,7 @@ from omnistream.harness.run import CUSTOMER_EVENTS, Harness
 from omnistream.journey.loader import load_catalog
 from omnistream.journey.model import Catalog
 from omnistream.runtime import customers, ingest, senders
+from omnistream.runtime import timers as timer_loop
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 JOURNEY = """
@@ -90,6 +92,7 @@ def test_the_timer_firing_and_the_send_run_the_worker_functions(
 ) -> None:
     engine_inputs = count_calls(monkeypatch, customers, "on_event")
     sent = count_calls(monkeypatch, senders, "on_send")
+    fired = count_calls(monkeypatch, timer_loop, "fire_due")
     harness = Harness(catalog, ManualClock(T0), delivery=Delivery())
     profile = {
         "addresses": {"email": "a@example.com"},
@@ -101,6 +104,7 @@ def test_the_timer_firing_and_the_send_run_the_worker_functions(
     types = [call[3].type for call in engine_inputs]
     assert types[0] == "cart_updated"
     assert "timer_fired" in types  # the wait ended through the customer agent
+    assert [call[1] for call in fired] == [T0 + timedelta(hours=1)]  # the worker's timer loop
     assert [call[1] for call in sent] == ["email"]
     assert [s.step_id for s in harness.sends()] == ["nudge"]
     # the dispatcher's answer came back to the customer's partition as an input, too
