@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from omnistream import __version__
-from omnistream.channels.settings import ChannelSettings
 from omnistream.clock import utcnow
 from omnistream.config import Settings
 from omnistream.domain.events import event_json_schema
@@ -22,11 +21,13 @@ from omnistream.journey.loader import JourneyLoadError, load_catalog
 from omnistream.journey.model import journey_json_schema
 from omnistream.observability.logging import setup_logging
 from omnistream.ops.cli import topics
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.ops.segments_cli import segments
 from omnistream.policies.caps import CapsPolicyError, load_caps_policy
 from omnistream.providers.errors import ProviderConfigError
 from omnistream.runtime.admin import produce_forget
 from omnistream.runtime.reload import StartRefused, starting_catalog
+from omnistream.worker_settings import read_worker_settings
 
 __all__ = ["cli", "main"]
 
@@ -70,8 +71,13 @@ def worker() -> None:
 
     from omnistream.runtime.app import build_runtime
 
-    settings, channel_settings = Settings(), ChannelSettings()  # read once, passed down
-    setup_logging(settings.log_level)
+    try:  # read once, passed down; a bad provider setting: one line naming the variable, exit 1
+        tree = read_worker_settings()
+    except ProviderConfigError as exc:
+        click.echo(f"omnistream worker: {exc}", err=True)
+        sys.exit(1)
+    settings = tree.core
+    setup_logging(settings.log_level, tree.logs.format)
     if settings.event_loop == "uvloop":
         import mode.loop
 
@@ -79,12 +85,12 @@ def worker() -> None:
     ensure_data_dir(settings.data_dir)
     try:  # bad files: one file:line each and exit 1, never a traceback (or a crash loop)
         catalog = starting_catalog(settings)
-        load_caps_policy(channel_settings.caps_file)
+        load_caps_policy(tree.channels.caps_file)
     except (StartRefused, CapsPolicyError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     try:  # an unsafe or invalid provider setting: one line naming the variable, exit 1
-        runtime = build_runtime(settings, catalog, channel_settings)
+        runtime = build_runtime(tree, catalog)
     except ProviderConfigError as exc:
         click.echo(f"omnistream worker: {exc}", err=True)
         sys.exit(1)
@@ -151,7 +157,7 @@ def customers() -> None:
 def customers_forget(customer_id: str, request_id: str | None) -> None:
     """Right to erasure: remove the profile, identity links, timers and Redis keys."""
 
-    event_id = asyncio.run(produce_forget(Settings(), customer_id, request_id))
+    event_id = asyncio.run(produce_forget(Settings(), customer_id, request_id, KafkaSecurity()))
     click.echo(f"forget request {event_id} queued for {customer_id}", err=True)
 
 

@@ -39,7 +39,7 @@ async def customer_records(runtime: Runtime, key: str) -> tuple[list[dict[str, A
     partition = partition_of(key.encode(), settings.partitions)
     try:
         messages = await tail(
-            settings, settings.journey_events_topic, TIMELINE_RECORDS, [partition]
+            settings, runtime.kafka, settings.journey_events_topic, TIMELINE_RECORDS, [partition]
         )
     except (KafkaError, OSError) as exc:
         log.warning("console: reading %s failed: %r", settings.journey_events_topic, exc)
@@ -84,7 +84,7 @@ def dlq_entry(message: Any) -> dict[str, Any]:
 async def dead_letters(runtime: Runtime) -> tuple[list[dict[str, Any]], str]:
     topic = runtime.settings.dlq_topic
     try:
-        messages = await tail(runtime.settings, topic, DLQ_RECORDS)
+        messages = await tail(runtime.settings, runtime.kafka, topic, DLQ_RECORDS)
     except (KafkaError, OSError) as exc:
         log.warning("console: reading %s failed: %r", topic, exc)
         return [], f"{topic} could not be read ({type(exc).__name__})."

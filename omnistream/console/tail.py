@@ -31,6 +31,7 @@ _IDLE_FETCHES: Final = 2
 
 async def tail(
     settings: Settings,
+    security: KafkaSecurity,
     topic: str,
     last: int,
     partitions: Sequence[int] | None = None,
@@ -42,7 +43,7 @@ async def tail(
         bootstrap_servers=bootstrap_servers(settings.broker),
         group_id=None,
         enable_auto_commit=False,
-        **KafkaSecurity().aiokafka_kwargs(),
+        **security.aiokafka_kwargs(),
     )
     await consumer.start()
     try:

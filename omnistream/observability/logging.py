@@ -215,10 +215,12 @@ def setup_logging(
     ``level``/``fmt`` default to ``OMNISTREAM_LOG_LEVEL``/``OMNISTREAM_LOG_FORMAT``. Noisy
     libraries (aiokafka, faust, mode) stay at WARNING unless the level is higher.
     """
-    settings = LogSettings()
-    level = (level or settings.level).upper()
+    if level is None or fmt is None:  # the worker passes both, read once with its settings
+        settings = LogSettings()
+        level, fmt = level or settings.level, fmt or settings.format
+    level = level.upper()
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(build_formatter(fmt or settings.format))
+    handler.setFormatter(build_formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

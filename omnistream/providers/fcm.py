@@ -33,7 +33,7 @@ from omnistream.providers.base import (
     json_or_empty,
 )
 
-__all__ = ["FcmProvider", "FcmSettings", "from_settings"]
+__all__ = ["SETTINGS", "FcmProvider", "FcmSettings", "from_settings"]
 
 _STATUSES: Final = frozenset(
     {
@@ -120,8 +120,13 @@ def _names_token(details: list[dict[str, Any]]) -> bool:
     return False
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> FcmProvider:
-    own = FcmSettings()
+SETTINGS = FcmSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: FcmSettings, settings: Settings, channel_settings: ChannelSettings
+) -> FcmProvider:
     return FcmProvider(
         own.base_url, own.project_id, own.access_token, channel_settings.provider_timeout_s
     )

@@ -12,7 +12,7 @@ from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderResult
 from omnistream.providers.base import NoReceipts
 
-__all__ = ["InboxProvider", "from_settings"]
+__all__ = ["SETTINGS", "InboxProvider", "from_settings"]
 
 
 class InboxProvider(NoReceipts):
@@ -35,5 +35,11 @@ class InboxProvider(NoReceipts):
         return None
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> InboxProvider:
+SETTINGS = None
+"""No settings of its own (``from_settings`` is given ``None``)."""
+
+
+def from_settings(
+    own: None, settings: Settings, channel_settings: ChannelSettings
+) -> InboxProvider:
     return InboxProvider()

@@ -25,7 +25,7 @@ from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderResult
 from omnistream.providers.base import NoReceipts
 
-__all__ = ["LogProvider", "LogProviderSettings", "address_digest", "from_settings"]
+__all__ = ["SETTINGS", "LogProvider", "LogProviderSettings", "address_digest", "from_settings"]
 
 
 class LogProviderSettings(BaseSettings):
@@ -94,5 +94,11 @@ def address_digest(address: str) -> str:
     return hashlib.sha256(address.encode()).hexdigest()[:12]
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> LogProvider:
-    return LogProvider(settings.provider_log_path, redact=LogProviderSettings().redact)
+SETTINGS = LogProviderSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: LogProviderSettings, settings: Settings, channel_settings: ChannelSettings
+) -> LogProvider:
+    return LogProvider(settings.provider_log_path, redact=own.redact)

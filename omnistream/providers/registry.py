@@ -1,10 +1,13 @@
 """Providers by name: ``OMNISTREAM_PROVIDER_<CHANNEL>=<name>`` picks one for a channel.
 
-Each provider module is imported only when named, and reads its own settings
-(``OMNISTREAM_<PROVIDER>_*``) when built, so a worker without, say, SMTP credentials starts fine
-as long as no channel uses SMTP. Whatever is wrong with a provider's settings (an unknown name,
-a value of the wrong type, an empty callback secret) ends here as one ``ProviderConfigError``
-line naming the variable, which ``omnistream worker`` prints before exiting 1.
+Each provider module is imported only when named. Its own settings (``OMNISTREAM_<PROVIDER>_*``,
+the module's ``SETTINGS`` class) are read by ``read_provider_settings`` for named providers only,
+once, when ``omnistream worker`` reads its settings tree (``omnistream/worker_settings.py``), so a
+worker without, say, SMTP credentials starts fine as long as no channel uses SMTP; the wiring
+then builds each provider from what was read (``build_provider``). Whatever is wrong with a
+provider's settings (an unknown name, a value of the wrong type, an empty callback secret) ends
+here as one ``ProviderConfigError`` line naming the variable, which ``omnistream worker`` prints
+before exiting 1.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from types import ModuleType
 from typing import Final
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Provider
 from omnistream.providers.errors import ProviderConfigError
 
-__all__ = ["PROVIDERS", "ProviderConfigError", "build_provider"]
+__all__ = ["PROVIDERS", "ProviderConfigError", "build_provider", "read_provider_settings"]
 
 PROVIDERS: Final = {
     "log": "omnistream.providers.log",
@@ -33,20 +37,40 @@ PROVIDERS: Final = {
     "fcm": "omnistream.providers.fcm",
     "webpush": "omnistream.providers.webpush",
 }
-"""Provider name -> module; each module has ``from_settings(settings, channel_settings)``."""
+"""Provider name -> module; each module has ``SETTINGS`` (its own settings class, or ``None``)
+and ``from_settings(own, settings, channel_settings)``."""
 
 
-def build_provider(name: str, settings: Settings, channel_settings: ChannelSettings) -> Provider:
-    """Build the provider called ``name`` from its environment settings."""
+def _module(name: str) -> ModuleType:
     module_name = PROVIDERS.get(name)
     if module_name is None:
         known = ", ".join(sorted(PROVIDERS))
         raise ProviderConfigError(
             f"unknown provider {name!r} in OMNISTREAM_PROVIDER_<CHANNEL>; known: {known}"
         )
-    module = importlib.import_module(module_name)
+    return importlib.import_module(module_name)
+
+
+def read_provider_settings(name: str) -> BaseSettings | None:
+    """The settings of the provider called ``name``, read from the environment (``None`` for a
+    provider without settings of its own)."""
+    module = _module(name)
+    settings_class: type[BaseSettings] | None = module.SETTINGS
+    if settings_class is None:
+        return None
     try:
-        provider: Provider = module.from_settings(settings, channel_settings)
+        return settings_class()
+    except ValidationError as exc:
+        raise ProviderConfigError(_one_line(name, _env_prefix(module, exc), exc)) from None
+
+
+def build_provider(
+    name: str, own: BaseSettings | None, settings: Settings, channel_settings: ChannelSettings
+) -> Provider:
+    """Build the provider called ``name`` from its settings ``own`` (``read_provider_settings``)."""
+    module = _module(name)
+    try:
+        provider: Provider = module.from_settings(own, settings, channel_settings)
     except ValidationError as exc:
         raise ProviderConfigError(_one_line(name, _env_prefix(module, exc), exc)) from None
     return provider

@@ -40,7 +40,14 @@ from omnistream.ports import Outgoing, ProviderError, ProviderResult
 from omnistream.providers.base import ADDRESS_INVALID, NoReceipts
 from omnistream.providers.errors import ProviderConfigError
 
-__all__ = ["SmtpProvider", "SmtpSettings", "from_settings", "refusal_reason", "tls_required"]
+__all__ = [
+    "SETTINGS",
+    "SmtpProvider",
+    "SmtpSettings",
+    "from_settings",
+    "refusal_reason",
+    "tls_required",
+]
 
 _ENHANCED: Final = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _NO_MAILBOX_CODES: Final = frozenset({550, 551, 553})
@@ -182,5 +189,11 @@ def tls_required(own: SmtpSettings) -> bool:
     return True
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> SmtpProvider:
-    return SmtpProvider(SmtpSettings(), channel_settings.provider_timeout_s)
+SETTINGS = SmtpSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: SmtpSettings, settings: Settings, channel_settings: ChannelSettings
+) -> SmtpProvider:
+    return SmtpProvider(own, channel_settings.provider_timeout_s)

@@ -28,7 +28,7 @@ from omnistream.providers.base import (
     json_or_empty,
 )
 
-__all__ = ["TelegramProvider", "TelegramSettings", "from_settings"]
+__all__ = ["SETTINGS", "TelegramProvider", "TelegramSettings", "from_settings"]
 
 
 _DESCRIPTIONS: Final = (
@@ -88,6 +88,11 @@ def _recipient_reason(description: object) -> str | None:
     return next((reason for phrase, reason in _DESCRIPTIONS if phrase in text), None)
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> TelegramProvider:
-    own = TelegramSettings()
+SETTINGS = TelegramSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: TelegramSettings, settings: Settings, channel_settings: ChannelSettings
+) -> TelegramProvider:
     return TelegramProvider(own.base_url, own.bot_token, channel_settings.provider_timeout_s)

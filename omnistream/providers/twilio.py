@@ -37,7 +37,7 @@ from omnistream.ports import (
 from omnistream.providers.base import HttpProvider, classify_status, json_or_empty
 from omnistream.providers.errors import require_secret
 
-__all__ = ["TwilioProvider", "TwilioSettings", "from_settings", "twilio_signature"]
+__all__ = ["SETTINGS", "TwilioProvider", "TwilioSettings", "from_settings", "twilio_signature"]
 
 _EMPTY_KEY_RISK: Final = (
     "Twilio status callbacks are verified with it, and an empty key would let anyone forge "
@@ -134,5 +134,11 @@ class TwilioProvider(HttpProvider):
         ]
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> TwilioProvider:
-    return TwilioProvider(TwilioSettings(), channel_settings.provider_timeout_s)
+SETTINGS = TwilioSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: TwilioSettings, settings: Settings, channel_settings: ChannelSettings
+) -> TwilioProvider:
+    return TwilioProvider(own, channel_settings.provider_timeout_s)

@@ -54,6 +54,7 @@ from omnistream.providers.base import (
 
 __all__ = [
     "MAX_CALLBACK_AGE_S",
+    "SETTINGS",
     "SIGNATURE_HEADER",
     "ViberProvider",
     "ViberSettings",
@@ -171,8 +172,13 @@ def _message_receipt(event: str, occurred: datetime, data: dict[str, Any]) -> Re
     )
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> ViberProvider:
-    own = ViberSettings()
+SETTINGS = ViberSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: ViberSettings, settings: Settings, channel_settings: ChannelSettings
+) -> ViberProvider:
     return ViberProvider(
         own.base_url, own.auth_token, own.sender_name, channel_settings.provider_timeout_s
     )

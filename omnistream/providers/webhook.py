@@ -32,7 +32,7 @@ from omnistream.providers.base import (
 )
 from omnistream.providers.errors import require_secret
 
-__all__ = ["SIGNATURE_HEADER", "WebhookProvider", "WebhookSettings", "from_settings"]
+__all__ = ["SETTINGS", "SIGNATURE_HEADER", "WebhookProvider", "WebhookSettings", "from_settings"]
 
 SIGNATURE_HEADER: Final = "X-Omnistream-Signature"
 _EMPTY_KEY_RISK: Final = (
@@ -138,6 +138,11 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> WebhookProvider:
-    own = WebhookSettings()
+SETTINGS = WebhookSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: WebhookSettings, settings: Settings, channel_settings: ChannelSettings
+) -> WebhookProvider:
     return WebhookProvider(own.url, own.secret, channel_settings.provider_timeout_s)

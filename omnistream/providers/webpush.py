@@ -35,7 +35,7 @@ from omnistream.ports import Outgoing, ProviderError, ProviderResult
 from omnistream.providers.base import ADDRESS_INVALID, HttpProvider, NoReceipts, classify_status
 from omnistream.providers.errors import ProviderConfigError, require_secret
 
-__all__ = ["SUBSCRIPTION_GONE", "WebPushProvider", "WebPushSettings", "from_settings"]
+__all__ = ["SETTINGS", "SUBSCRIPTION_GONE", "WebPushProvider", "WebPushSettings", "from_settings"]
 
 SUBSCRIPTION_GONE: Final = "subscription_gone"
 """The push service forgot the subscription (404/410): the browser unsubscribed or expired it."""
@@ -159,5 +159,11 @@ def _push_service_url(endpoint: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
 
 
-def from_settings(settings: Settings, channel_settings: ChannelSettings) -> WebPushProvider:
-    return WebPushProvider(WebPushSettings(), channel_settings.provider_timeout_s)
+SETTINGS = WebPushSettings
+"""What ``from_settings`` is given as ``own``: read once at start, by ``omnistream worker``."""
+
+
+def from_settings(
+    own: WebPushSettings, settings: Settings, channel_settings: ChannelSettings
+) -> WebPushProvider:
+    return WebPushProvider(own, channel_settings.provider_timeout_s)

@@ -50,11 +50,11 @@ async def produce_forget(
     settings: Settings,
     customer_id: str,
     request_id: str | None,
-    security: KafkaSecurity | None = None,
+    security: KafkaSecurity,
 ) -> str:
     """Queue the erasure of ``customer_id`` on the customer topic; returns the request's id."""
     event = forget_event(customer_id, request_id)
-    producer = admin_producer(settings, security if security is not None else KafkaSecurity())
+    producer = admin_producer(settings, security)
     await producer.start()
     try:
         await producer.send_and_wait(

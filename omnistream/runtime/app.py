@@ -14,7 +14,6 @@ from typing import Any, Final
 import faust
 import redis.asyncio as aioredis
 
-from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.console import routes as console_routes
 from omnistream.journey.model import Catalog
@@ -39,6 +38,7 @@ from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.runtime import Runtime, Topics
 from omnistream.runtime.wiring import build_channel_adapters
+from omnistream.worker_settings import WorkerSettings
 
 __all__ = ["build_runtime"]
 
@@ -56,10 +56,9 @@ more than the memory store; with these and a streamed timer rebuild: 258 MiB
 (``python -m benchmarks --only rss``, docs/performance.md). The memory store ignores them."""
 
 
-def _faust_app(settings: Settings, security: KafkaSecurity | None = None) -> Any:
-    """The Faust app; Kafka TLS/SASL come from ``OMNISTREAM_KAFKA_*`` (see ``KafkaSecurity``)."""
+def _faust_app(settings: Settings, security: KafkaSecurity) -> Any:
+    """The Faust app; Kafka TLS/SASL as read from ``OMNISTREAM_KAFKA_*`` (``KafkaSecurity``)."""
     session = settings.session_timeout_s
-    security = security if security is not None else KafkaSecurity()
     transport.register()
     app = faust.App(
         settings.app_id,
@@ -107,14 +106,13 @@ def _raw_topic(app: Any, *names: str, internal: bool = False) -> Any:
     )
 
 
-def build_runtime(
-    settings: Settings, catalog: Catalog, channel_settings: ChannelSettings | None = None
-) -> Runtime:
+def build_runtime(tree: WorkerSettings, catalog: Catalog) -> Runtime:
     """Create the app, topics and tables, and install every agent and web route.
 
-    ``channel_settings``: the CLI's, read once from the environment and passed down (read here
-    when omitted, for tests)."""
-    app = _faust_app(settings)
+    ``tree``: every setting of the worker, read once by the CLI and passed down
+    (``omnistream/worker_settings.py``)."""
+    settings = tree.core
+    app = _faust_app(settings, tree.kafka)
     topics = Topics(
         customer_events=_raw_topic(app, settings.customer_events_topic, internal=True),
         # Internal: Faust creates the customer topic, and any source topic that is missing
@@ -158,7 +156,7 @@ def build_runtime(
     )
     owned = OwnedPartitions(settings.customer_events_topic, settings.partitions).install(app)
     # A bad provider fails here, at start.
-    channels = build_channel_adapters(settings, redis, channel_settings)
+    channels = build_channel_adapters(tree, redis)
     runtime = Runtime(
         settings,
         catalog,
@@ -169,6 +167,7 @@ def build_runtime(
         redis=redis,
         owned=owned,
         channels=channels,
+        kafka=tree.kafka,
     )
     if settings.journey_events:
         runtime.journey_stats = stats_table(app, settings, ROCKSDB_OPTIONS)

@@ -17,6 +17,7 @@ from omnistream.domain.commands import Command
 from omnistream.domain.events import Event
 from omnistream.domain.state import CustomerState
 from omnistream.journey.model import Catalog
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timer_index import TimerIndex
 from omnistream.runtime.wiring import ChannelAdapters
@@ -76,5 +77,8 @@ class Runtime:
     """``now`` for the engine, ingest's clock-skew check and the channel agents; the harness
     passes its manual clock."""
     step_observers: list[StepObserver] = field(default_factory=list)
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity.model_construct)
+    """Kafka TLS/SASL for the worker's own extra clients (the console's bounded reads); the
+    settings tree's (defaults without it: no TLS, no SASL, never the environment)."""
     journey_stats: Any = None
     """Faust global table of journey stats buckets (``runtime/journey_events.py``)."""

@@ -17,8 +17,7 @@ from omnistream.channels.dispatcher import Dispatcher
 from omnistream.channels.message_tokens import IndexingProvider
 from omnistream.channels.owners import worker_owner_id
 from omnistream.channels.receipts import ReceiptHandler
-from omnistream.channels.settings import ChannelProviders, ChannelSettings
-from omnistream.config import Settings
+from omnistream.channels.settings import ChannelSettings
 from omnistream.policies.caps import load_caps_policy
 from omnistream.ports import Provider
 from omnistream.providers.registry import build_provider
@@ -26,6 +25,7 @@ from omnistream.storage.message_index import RedisMessageIndex
 from omnistream.storage.redis_caps import RedisCapStore
 from omnistream.storage.redis_dedup import RedisDedupStore
 from omnistream.storage.redis_ratelimit import RedisRateLimiter
+from omnistream.worker_settings import WorkerSettings
 
 __all__ = ["ChannelAdapters", "build_channel_adapters"]
 
@@ -57,25 +57,16 @@ class ChannelAdapters:
                 log.exception("closing provider %s failed", name)
 
 
-def build_channel_adapters(
-    settings: Settings,
-    redis: aioredis.Redis,
-    channel_settings: ChannelSettings | None = None,
-    names: ChannelProviders | None = None,
-) -> ChannelAdapters:
-    """Providers for ``settings.channels`` (a bad or unknown provider fails here, at start),
-    the Redis stores, the dispatcher and the receipt handler."""
-    channel_settings = channel_settings if channel_settings is not None else ChannelSettings()
-    names = names if names is not None else ChannelProviders()
+def build_channel_adapters(settings: WorkerSettings, redis: aioredis.Redis) -> ChannelAdapters:
+    """Providers for the worker's channels, built from the settings tree (a bad provider fails
+    here, at start), the Redis stores, the dispatcher and the receipt handler."""
+    channel_settings = settings.channels
+    channels = settings.named_providers()
     providers: dict[str, Provider] = {}
-    channels: dict[str, str] = {}
-    for channel in settings.channels:
-        name = names.for_channel(channel)
-        if name is None:
-            continue
-        channels[channel] = name
+    for name in channels.values():
         if name not in providers:
-            providers[name] = build_provider(name, settings, channel_settings)
+            own = settings.provider_settings.get(name)
+            providers[name] = build_provider(name, own, settings.core, channel_settings)
     index = RedisMessageIndex(redis, channel_settings.redis_prefix)
     providers = {name: _indexed(provider, index) for name, provider in providers.items()}
     dedup = RedisDedupStore(redis)

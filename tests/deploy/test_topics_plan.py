@@ -164,9 +164,10 @@ def test_plan_covers_every_topic_the_runtime_declares() -> None:
     from faust.assignor.leader_assignor import LeaderAssignor
 
     from omnistream.runtime.app import build_runtime
+    from omnistream.worker_settings import read_worker_settings
 
     s = settings(partitions=4, replication_factor=1)
-    runtime = build_runtime(s, Catalog())
+    runtime = build_runtime(read_worker_settings(s), Catalog())
     app = runtime.app
     changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
     declared = {

@@ -13,10 +13,11 @@ def test_the_worker_consumer_uses_our_driver_and_fetch_wait() -> None:
     import aiokafka
 
     from omnistream.config import Settings
+    from omnistream.ops.kafka_security import KafkaSecurity
     from omnistream.runtime.app import _faust_app
     from omnistream.runtime.transport import Consumer
 
-    app = _faust_app(Settings(app_id="fetch-test", fetch_max_wait_ms=7))
+    app = _faust_app(Settings(app_id="fetch-test", fetch_max_wait_ms=7), KafkaSecurity())
     assert isinstance(app.consumer, Consumer)
 
     async def build() -> tuple[type, int]:  # aiokafka wants a running loop; nothing connects
@@ -34,11 +35,15 @@ def test_the_worker_consumer_uses_our_driver_and_fetch_wait() -> None:
 def test_the_recovery_consistency_check_follows_the_setting() -> None:
     """On by default (it guards RocksDB state against a recreated topic); off on Tansu."""
     from omnistream.config import Settings
+    from omnistream.ops.kafka_security import KafkaSecurity
     from omnistream.runtime.app import _faust_app
 
-    assert _faust_app(Settings(app_id="check-on")).conf.recovery_consistency_check is True
+    assert (
+        _faust_app(Settings(app_id="check-on"), KafkaSecurity()).conf.recovery_consistency_check
+        is True
+    )
     off = Settings(app_id="check-off", recovery_consistency_check=False)
-    assert _faust_app(off).conf.recovery_consistency_check is False
+    assert _faust_app(off, KafkaSecurity()).conf.recovery_consistency_check is False
 
 
 def test_the_redis_client_exists_before_any_agent_can_run() -> None:
@@ -47,6 +52,7 @@ def test_the_redis_client_exists_before_any_agent_can_run() -> None:
     from omnistream.config import Settings
     from omnistream.journey.model import Catalog
     from omnistream.runtime.app import build_runtime
+    from omnistream.worker_settings import read_worker_settings
 
-    runtime = build_runtime(Settings(app_id="redis-early"), Catalog())
+    runtime = build_runtime(read_worker_settings(Settings(app_id="redis-early")), Catalog())
     assert runtime.redis is not None

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from redis import Redis
 
 from omnistream.config import Settings
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.admin import forget_event, produce_forget
 
 from .conftest import Stack, Worker, wait_until
@@ -185,8 +186,10 @@ def test_forget_removes_profile_links_timers_and_redis_keys(
     assert customer(worker, "c-9")[1]["pending_timers"] == before["pending_timers"]
 
     settings = Settings(broker=stack.broker_url, topic_prefix=stack.prefix)
-    asyncio.run(produce_forget(settings, "c-9", None))
-    asyncio.run(produce_forget(settings, "c-9", None))  # a repeated request changes nothing more
+    asyncio.run(produce_forget(settings, "c-9", None, KafkaSecurity()))
+    asyncio.run(
+        produce_forget(settings, "c-9", None, KafkaSecurity())
+    )  # a repeated request changes nothing more
     wait_until(lambda: customer(worker, "c-9")[0] == 404, 30, "the profile to be forgotten")
     wait_until(lambda: customer(worker, "anon:d3")[0] == 404, 30, "the alias to be released")
     assert redis.keys(f"{stack.redis_prefix}*{{c-9}}*") == []

@@ -16,7 +16,7 @@ import pytest
 from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Outgoing
-from omnistream.providers.log import LogProvider, from_settings
+from omnistream.providers.log import LogProvider, LogProviderSettings, from_settings
 from tests.unit.channels.factory import T0, make_send
 
 ADDRESS = "ada.lovelace@example.com"
@@ -55,7 +55,7 @@ async def send_once(provider: LogProvider) -> None:
 async def test_default_stdout_output_has_no_address_or_body(
     capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:
-    await send_once(from_settings(Settings(), ChannelSettings()))
+    await send_once(from_settings(LogProviderSettings(), Settings(), ChannelSettings()))
     out = capsysbinary.readouterr().out
     assert ADDRESS.encode() not in out and BODY.encode() not in out
     assert b"ada" not in out.lower()
@@ -72,7 +72,7 @@ async def test_default_file_output_has_no_address_or_body(
 ) -> None:
     sends = tmp_path / "sends.jsonl"
     monkeypatch.setenv("OMNISTREAM_PROVIDER_LOG_PATH", str(sends))
-    await send_once(from_settings(Settings(), ChannelSettings()))
+    await send_once(from_settings(LogProviderSettings(), Settings(), ChannelSettings()))
     text = sends.read_text()
     assert ADDRESS not in text and BODY not in text
 
@@ -83,6 +83,6 @@ async def test_redaction_off_only_when_asked(
     sends = tmp_path / "sends.jsonl"
     monkeypatch.setenv("OMNISTREAM_PROVIDER_LOG_PATH", str(sends))
     monkeypatch.setenv("OMNISTREAM_PROVIDER_LOG_REDACT", "false")
-    await send_once(from_settings(Settings(), ChannelSettings()))
+    await send_once(from_settings(LogProviderSettings(), Settings(), ChannelSettings()))
     line = orjson.loads(sends.read_bytes())
     assert (line["to"], line["subject"], line["body"]) == (ADDRESS, "Hi", BODY)

@@ -23,7 +23,7 @@ from omnistream.config import Settings
 from omnistream.ports import ReceiptRejected
 from omnistream.providers.base import sign_timestamped, verify_timestamped
 from omnistream.providers.errors import ProviderConfigError
-from omnistream.providers.registry import build_provider
+from omnistream.providers.registry import build_provider, read_provider_settings
 from omnistream.providers.twilio import TwilioProvider, TwilioSettings, twilio_signature
 from omnistream.providers.webhook import WebhookProvider
 from tests.unit.channels.factory import T0
@@ -50,14 +50,19 @@ def test_empty_callback_secret_refuses_to_build(
     if value is not None:
         monkeypatch.setenv(variable, value)
     with pytest.raises(ProviderConfigError) as caught:
-        build_provider(provider, Settings(), ChannelSettings())
+        build_provider(provider, read_provider_settings(provider), Settings(), ChannelSettings())
     message = str(caught.value)
     assert variable in message and "\n" not in message
 
 
 def test_a_real_secret_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNISTREAM_WEBHOOK_SECRET", "whsec-long-random")
-    assert build_provider("webhook", Settings(), ChannelSettings()).name == "webhook"
+    assert (
+        build_provider(
+            "webhook", read_provider_settings("webhook"), Settings(), ChannelSettings()
+        ).name
+        == "webhook"
+    )
 
 
 def test_bad_provider_setting_is_one_line_naming_the_variable(
@@ -65,7 +70,7 @@ def test_bad_provider_setting_is_one_line_naming_the_variable(
 ) -> None:
     monkeypatch.setenv("OMNISTREAM_SMTP_PORT", "twenty-five")
     with pytest.raises(ProviderConfigError) as caught:
-        build_provider("smtp", Settings(), ChannelSettings())
+        build_provider("smtp", read_provider_settings("smtp"), Settings(), ChannelSettings())
     assert "OMNISTREAM_SMTP_PORT" in str(caught.value) and "\n" not in str(caught.value)
 
 

@@ -12,7 +12,7 @@ from omnistream.channels.settings import ChannelSettings
 from omnistream.config import Settings
 from omnistream.ports import Outgoing, ProviderError
 from omnistream.providers.errors import ProviderConfigError
-from omnistream.providers.registry import build_provider
+from omnistream.providers.registry import build_provider, read_provider_settings
 from omnistream.providers.smtp import SmtpProvider, SmtpSettings
 from tests.providers.conftest import Mailbox, SmtpFactory, TlsFiles
 from tests.unit.channels.factory import (
@@ -144,7 +144,7 @@ def test_credentials_with_starttls_off_refuse_to_start(monkeypatch: pytest.Monke
     monkeypatch.setenv("OMNISTREAM_SMTP_PASSWORD", "relay-pass")
     monkeypatch.setenv("OMNISTREAM_SMTP_START_TLS", "false")
     with pytest.raises(ProviderConfigError) as caught:
-        build_provider("smtp", Settings(), ChannelSettings())
+        build_provider("smtp", read_provider_settings("smtp"), Settings(), ChannelSettings())
     message = str(caught.value)
     assert "OMNISTREAM_SMTP_START_TLS" in message
     assert "OMNISTREAM_SMTP_ALLOW_PLAINTEXT_AUTH" in message and "\n" not in message

@@ -24,7 +24,7 @@ from omnistream.config import Settings
 from omnistream.ports import ProviderError
 from omnistream.providers.base import ADDRESS_INVALID
 from omnistream.providers.errors import ProviderConfigError
-from omnistream.providers.registry import build_provider
+from omnistream.providers.registry import build_provider, read_provider_settings
 from omnistream.providers.webpush import SUBSCRIPTION_GONE, WebPushProvider, WebPushSettings
 from tests.providers.conftest import FakeServer, Reply
 from tests.providers.test_http_providers import outgoing
@@ -157,5 +157,7 @@ def test_unusable_settings_refuse_to_start(overrides: dict[str, Any], variable: 
 def test_registered_as_webpush(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNISTREAM_WEBPUSH_VAPID_PRIVATE_KEY", VAPID_RAW)
     monkeypatch.setenv("OMNISTREAM_WEBPUSH_SUBJECT", "https://shop.example/contact")
-    built = build_provider("webpush", Settings(), ChannelSettings())
+    built = build_provider(
+        "webpush", read_provider_settings("webpush"), Settings(), ChannelSettings()
+    )
     assert isinstance(built, WebPushProvider)

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from omnistream.config import Settings
 from omnistream.observability.metrics import REGISTRY, M
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.app import _faust_app
 from omnistream.runtime.listeners import MAX_BODY_BYTES, PublicListener, public_app
 from omnistream.runtime.web_auth import check_bearer, internal_auth, warn_if_unconfigured
@@ -125,7 +126,9 @@ async def test_metrics_open_opens_metrics_only(guarded: Any) -> None:
 async def test_faust_web_server_has_no_router_or_table_views_and_checks_tokens() -> None:
     """The internal listener is Faust's own server: its /router and /table views (which read
     table rows and map keys to workers) are gone, and the middleware sees every request."""
-    app = _faust_app(Settings(app_id="listeners-test", broker="kafka://127.0.0.1:1"))
+    app = _faust_app(
+        Settings(app_id="listeners-test", broker="kafka://127.0.0.1:1"), KafkaSecurity()
+    )
     faust_web = app.web
     faust_web.web_app.middlewares.append(internal_auth(Settings(internal_tokens=TOKENS)))
     faust_web.init_server()

@@ -17,6 +17,7 @@ import pytest
 from faust.types.tuples import TP, FutureMessage, RecordMetadata
 
 from omnistream.config import Settings
+from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.acks import ChangelogNotAcknowledged, UnackedRecords
 from omnistream.runtime.app import _faust_app
 
@@ -27,7 +28,7 @@ SLOW_ACK_S = 0.5
 async def producer() -> AsyncIterator[Any]:
     """The worker's Faust producer (our transport driver), with only its buffer running and a
     broker that acknowledges each record ``SLOW_ACK_S`` after it is handed over."""
-    app = _faust_app(Settings(app_id="acks-test", broker="kafka://127.0.0.1:1"))
+    app = _faust_app(Settings(app_id="acks-test", broker="kafka://127.0.0.1:1"), KafkaSecurity())
     producer = app.producer
     buffer = producer.buffer
 
