@@ -30,6 +30,7 @@ from omnistream.runtime import identity, ingest
 from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.commands import execute
 from omnistream.runtime.dlq import dead_letter, guarded
+from omnistream.runtime.faust_types import Message
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -57,12 +58,12 @@ _SYSTEM_KINDS: Final = {TIMER_FIRED: "timer", BROADCAST_DUE: "broadcast"}
 
 
 async def on_event(
-    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Any
+    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Message
 ) -> None:
     target = resolve(key.decode(), identity.alias_of(runtime, key))
     if target is not None:  # K was merged into another customer: follow the alias
         forward = await runtime.topics.customer_events.send(
-            key=target.encode(), value=message.value
+            key=target.encode(), value=message.value or b""
         )
         batch.produced([forward])
         return
@@ -93,7 +94,7 @@ async def on_event(
 
 
 async def on_parsed(
-    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Any
+    runtime: Runtime, batch: CustomerBatch, key: bytes, event: Event, message: Message
 ) -> None:
     """One parsed input at ``key``, with the log context and the stage timing around it."""
     started = monotonic()
@@ -103,13 +104,13 @@ async def on_parsed(
     M.stage_seconds.labels("customer").observe(monotonic() - started)
 
 
-async def on_source_record(runtime: Runtime, batch: CustomerBatch, message: Any) -> None:
+async def on_source_record(runtime: Runtime, batch: CustomerBatch, message: Message) -> None:
     """A producer's record: validated and handled here or forwarded (``runtime/ingest.py``)."""
     forwarded = await ingest.on_source_record(runtime, message, partial(on_parsed, runtime, batch))
     batch.produced(forwarded)
 
 
-async def on_record(runtime: Runtime, batch: CustomerBatch, message: Any) -> None:
+async def on_record(runtime: Runtime, batch: CustomerBatch, message: Message) -> None:
     """A record of ``omni.customer-events``: an identity message or an event for its key."""
     raw: bytes = message.value or b""
     key: bytes | None = message.key

@@ -341,7 +341,7 @@ def install(runtime: Runtime) -> None:
     and tried again at the next assignment, never fatal: ``omnistream topics create`` is how
     production makes it, with its retention.
     """
-    topic = runtime.topics.dlq
+    topic: Any = runtime.topics.dlq  # the Faust topic itself: declared here
     declared = False
 
     @runtime.app.on_partitions_assigned.connect

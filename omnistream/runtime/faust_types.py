@@ -8,11 +8,22 @@ and table types are the harness's (``harness/ports.py``), one definition for bot
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from omnistream.harness.ports import Message, Table
 
-__all__ = ["Event", "Message", "Table"]
+__all__ = ["Event", "Message", "Table", "Topic"]
+
+
+class Topic(Protocol):
+    """A topic the runtime produces to (``faust.Topic``): ``send`` returns once the record is in
+    the producer's buffer, with the broker's acknowledgement to wait for (``runtime/delivery.py``).
+    The harness's ``MemoryTopic`` is one."""
+
+    async def send(
+        self, *, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ...
+    ) -> Awaitable[Any]: ...
 
 
 class Event(Protocol):

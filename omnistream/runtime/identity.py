@@ -8,7 +8,7 @@ this module reads and writes the two tables and produces the follow-up messages.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -27,6 +27,7 @@ from omnistream.observability.metrics import M
 from omnistream.runtime.commands import execute, load_row
 from omnistream.runtime.delivery import Pending, delivered
 from omnistream.runtime.dlq import dead_letter
+from omnistream.runtime.faust_types import Message
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -58,7 +59,7 @@ def _delete_row(runtime: Runtime, key: bytes) -> None:
     runtime.timers.drop_customer(key.decode())
 
 
-async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Any) -> None:
+async def on_message(runtime: Runtime, key: bytes, raw: bytes, message: Message) -> None:
     try:
         parsed = parse_identity_message(raw)
         if isinstance(parsed, Claim):

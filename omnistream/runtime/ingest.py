@@ -29,6 +29,7 @@ from omnistream.domain.identity import route_key
 from omnistream.observability.metrics import M, event_type_label
 from omnistream.runtime.delivery import Pending
 from omnistream.runtime.dlq import dead_letter
+from omnistream.runtime.faust_types import Message
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -41,7 +42,7 @@ Handle = Callable[[bytes, Event, Any], Awaitable[None]]
 """The customer agent's handler for a parsed event: (customer key, event, raw message)."""
 
 
-async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> Pending:
+async def on_source_record(runtime: Runtime, message: Message, handle: Handle) -> Pending:
     """Validate one source record; handle it here, forward it, or dead-letter it. Returns the
     delivery of the forwarded record, which must be acknowledged before the input is acked.
 
@@ -51,8 +52,9 @@ async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> Pe
     """
     started = monotonic()
     max_future = timedelta(seconds=runtime.settings.max_future_skew_s)
+    raw = message.value or b""
     try:
-        event = parse_event(message.value or b"")
+        event = parse_event(raw)
         check_producer_event(event, runtime.clock(), max_future)
     except EventError as exc:
         await dead_letter(runtime, message, exc.reason, exc.detail)
@@ -65,4 +67,4 @@ async def on_source_record(runtime: Runtime, message: Any, handle: Handle) -> Pe
     if direct:
         await handle(key, event, message)
         return []
-    return [await runtime.topics.customer_events.send(key=key, value=message.value)]
+    return [await runtime.topics.customer_events.send(key=key, value=raw)]

@@ -18,6 +18,7 @@ from omnistream.domain.events import Event
 from omnistream.domain.state import CustomerState
 from omnistream.journey.model import Catalog
 from omnistream.ops.kafka_security import KafkaSecurity
+from omnistream.runtime.faust_types import Topic
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timer_index import TimerIndex
 from omnistream.runtime.wiring import ChannelAdapters
@@ -44,12 +45,12 @@ StepObserver = Callable[[Event, CustomerState, CustomerState, list[Command]], No
 class Topics:
     """Every topic the worker reads or writes (values and keys are raw bytes)."""
 
-    customer_events: Any
+    customer_events: Topic
     customer_inputs: Any
     """What the customer agent reads: ``customer_events`` and the source topics (ingest)."""
-    dlq: Any
-    sends: dict[str, Any] = field(default_factory=dict)
-    journey_events: Any = None
+    dlq: Topic
+    sends: dict[str, Topic] = field(default_factory=dict)
+    journey_events: Topic | None = None
     """``omni.journey-events``; ``None`` when ``OMNISTREAM_JOURNEY_EVENTS=false``."""
 
 

@@ -21,6 +21,7 @@ from omnistream.domain.commands import Send
 from omnistream.observability.logging import bind_log_context, clear_log_context
 from omnistream.observability.metrics import M
 from omnistream.runtime.dlq import dead_letter, guarded
+from omnistream.runtime.faust_types import Message, Topic
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -52,7 +53,7 @@ def install(runtime: Runtime) -> None:
         _install_channel(runtime, channel, topic)
 
 
-async def on_send(runtime: Runtime, channel: str, message: Any) -> Dispatch | None:
+async def on_send(runtime: Runtime, channel: str, message: Message) -> Dispatch | None:
     """One record of ``omni.send.<channel>``: the dispatcher's answer carried out (outcome events
     to the customer's partition, a held send to the end of its own topic, a fallback to the next
     channel's). Returns that answer (``None`` for a record that is not a send: dead-lettered)."""
@@ -91,10 +92,10 @@ async def on_send(runtime: Runtime, channel: str, message: Any) -> Dispatch | No
     return result
 
 
-def _install_channel(runtime: Runtime, channel: str, topic: Any) -> None:
+def _install_channel(runtime: Runtime, channel: str, topic: Topic) -> None:
     """The channel's agent: a thin Faust adapter around ``on_send``."""
 
-    async def on_record(message: Any) -> None:
+    async def on_record(message: Message) -> None:
         await on_send(runtime, channel, message)
 
     async def agent(stream: Any) -> None:
