@@ -369,6 +369,8 @@ def report(opts: Options, run_verdict: Verdict, kills: list[Kill]) -> None:
     figures = zip(kills, run_verdict.resume_s, strict=False)
     described = [f"{k.at:%H:%M:%S} w{'+w'.join(map(str, k.victims))} {s:.1f}" for k, s in figures]
     print("  resume s per kill: " + ", ".join(described), flush=True)
+    for kill, worst in zip(kills, run_verdict.resume_worst, strict=False):
+        print(f"    kill {kill.at:%H:%M:%S.%f}: {worst}")
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, int]:

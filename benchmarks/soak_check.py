@@ -34,6 +34,7 @@ __all__ = [
     "Verdict",
     "make_plan",
     "plan_kills",
+    "resume_worst",
     "verdict",
 ]
 
@@ -96,6 +97,8 @@ class Verdict:
     early: list[str] = field(default_factory=list)
     resume_s: list[float] = field(default_factory=list)
     """One figure per kill, in kill order."""
+    resume_worst: list[str] = field(default_factory=list)
+    """Per kill, the send that set its figure (customer, step, due and sent times)."""
     longest_delay_s: float = 0.0
     """The longest a send due after the first kill waited, across any later kills."""
     expected: int = 0
@@ -196,22 +199,28 @@ def verdict(
         if n > 1:
             result.duplicated.extend([f"{customer} send {send_id} written {n} times"] * (n - 1))
     due: list[tuple[datetime, datetime]] = []
+    names: list[str] = []
     for customer, times in orders.items():
         result.expected += len(times)
-        due += _match(customer, CONFIRM_STEP, sorted(times), by_step, result)
+        matched = _match(customer, CONFIRM_STEP, sorted(times), by_step, result)
+        due += matched
+        names += [f"{customer} {CONFIRM_STEP}"] * len(matched)
     for customer, cart in carts.items():
         pushes = by_step.get((customer, PUSH_STEP), [])
         if customer in buyers:
             result.after_purchase += [_describe(s, f"bought at {cart:%H:%M:%S.%f}") for s in pushes]
             continue
         result.expected += 1
-        due += _match(customer, PUSH_STEP, [cart + CART_WAIT], by_step, result)
+        matched = _match(customer, PUSH_STEP, [cart + CART_WAIT], by_step, result)
+        due += matched
+        names += [f"{customer} {PUSH_STEP}"] * len(matched)
         result.early += [
             _describe(s, f"due {cart + CART_WAIT:%H:%M:%S.%f}")
             for s in pushes
             if s.sent_at < cart + CART_WAIT
         ]
     result.resume_s = resume_seconds(due, [k.at for k in kills])
+    result.resume_worst = resume_worst(due, names, [k.at for k in kills])
     if kills:
         result.longest_delay_s = longest_delay(due, min(k.at for k in kills))
     return result
@@ -246,18 +255,42 @@ def resume_seconds(
     between this kill and the next one, each from the later of its due time and the kill, up to
     when it was sent or the next kill, whichever came first: a send still waiting at the next
     kill is that kill's to resume too, so its wait after it is not charged to this one twice."""
-    pairs = list(due_sent)
+    return [wait for wait, _ in _worst_per_kill(list(due_sent), kills)]
+
+
+def _worst_per_kill(
+    pairs: list[tuple[datetime, datetime]], kills: Sequence[datetime]
+) -> list[tuple[float, int | None]]:
+    """Per kill (in time order): its figure (see ``resume_seconds``) and which pair set it."""
     ordered = sorted(kills)
-    figures = []
+    figures: list[tuple[float, int | None]] = []
     for i, kill in enumerate(ordered):
         until = ordered[i + 1] if i + 1 < len(ordered) else datetime.max.replace(tzinfo=kill.tzinfo)
         waits = [
-            (min(sent, until) - max(due, kill)).total_seconds()
-            for due, sent in pairs
+            ((min(sent, until) - max(due, kill)).total_seconds(), n)
+            for n, (due, sent) in enumerate(pairs)
             if sent >= kill and due < until
         ]
-        figures.append(max(waits, default=0.0))
+        best = max(waits, default=(0.0, None))
+        figures.append((best[0], best[1]))
     return figures
+
+
+def resume_worst(
+    due_sent: Sequence[tuple[datetime, datetime]],
+    names: Sequence[str],
+    kills: Sequence[datetime],
+) -> list[str]:
+    """Per kill: the send that set its resume figure (``names[i]`` names ``due_sent[i]``), with
+    its due and sent times, so a slow kill can be looked up in the worker logs."""
+    described = []
+    for wait, n in _worst_per_kill(list(due_sent), kills):
+        if n is None:
+            described.append("none waited")
+            continue
+        due, sent = due_sent[n]
+        described.append(f"{names[n]} due {due:%H:%M:%S.%f} sent {sent:%H:%M:%S.%f} ({wait:.1f}s)")
+    return described
 
 
 def longest_delay(due_sent: Iterable[tuple[datetime, datetime]], since: datetime) -> float:

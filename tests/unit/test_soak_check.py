@@ -16,6 +16,7 @@ from benchmarks.soak_check import (
     make_plan,
     plan_kills,
     resume_seconds,
+    resume_worst,
     verdict,
 )
 
@@ -77,6 +78,15 @@ def test_resume_counts_from_the_kill_or_the_due_time_until_the_next_kill() -> No
         (at(40), at(41)),  # due after the second kill, 1 s late
     ]
     assert resume_seconds(pairs, [at(10), at(30)]) == [15.0, 1.0]
+
+
+def test_each_kill_names_the_send_that_set_its_figure() -> None:
+    pairs = [(at(9), at(25)), (at(12), at(14)), (at(40), at(41))]
+    names = ["c1 confirm", "c2 cart_push", "c3 confirm"]
+    worst = resume_worst(pairs, names, [at(10), at(30), at(45)])
+    assert worst[0].startswith("c1 confirm due ") and worst[0].endswith("(15.0s)")
+    assert worst[1].startswith("c3 confirm due ") and worst[1].endswith("(1.0s)")
+    assert worst[2] == "none waited"
 
 
 def test_a_send_still_waiting_at_the_next_kill_is_charged_to_each_kill_once() -> None:
