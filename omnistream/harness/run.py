@@ -5,16 +5,17 @@ tables are memory tables and whose clock is the manual one, and hands the record
 functions the worker's Faust agents call:
 
 - an input is produced at its timestamp: a producer's event to its source topic, keyed by its
-  highest-ranked identifier as a keyed source does, and read by ``runtime/customers.on_record``'s
-  sibling for sources (ingest's validation, routing and the engine); an event omnistream itself
-  makes (a scripted receipt, ``message_*``) straight to ``omni.customer-events``, as the receipt
-  handler does;
+  highest-ranked identifier as a keyed source does, and read by
+  ``runtime/customers.on_source_record`` (ingest's validation and routing, then the engine); an
+  event omnistream itself makes (a scripted receipt, ``message_*``) straight to
+  ``omni.customer-events``, as the receipt handler does, read by ``customers.on_record``;
 - before it, every timer due by then fires, earliest first, through the worker's timer loop
   body (``runtime/timers.fire_due``: a ``timer_fired`` record in the customer's partition);
 - each record goes through the customer agent's batch (``runtime/batch.py``) with the worker's
   ``guarded`` around it (an error dead-letters, as in the worker), flushed after every record;
-- with a delivery model, each send record goes through ``runtime/senders.on_send``: the real
-  dispatcher on memory stores with scripted providers (``harness/delivery.py``).
+- with a delivery model, each send record goes through ``runtime/senders.on_send`` inside
+  ``guarded``, as the channel agent runs it: the real dispatcher on memory stores with scripted
+  providers (``harness/delivery.py``).
 
 What stays the worker's alone: Faust's consumer (fetching, committing, rebalances), the batch's
 size and age bounds (the harness flushes after each record), metrics scraping and the web routes.
@@ -47,6 +48,7 @@ from omnistream.runtime import customers, senders
 from omnistream.runtime import timers as timer_loop
 from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.dlq import DeadLetter, guarded
+from omnistream.runtime.faust_types import Message
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.runtime import Runtime, StepObserver, Topics
 from omnistream.runtime.timer_index import TimerIndex
@@ -277,14 +279,17 @@ class Harness:
         handled = False
         for channel in CHANNELS:
             for record in self.broker.poll(send_topic(channel)):
-                result = await senders.on_send(self.runtime, channel, record)
-                if result is not None:
-                    send = Send.model_validate_json(record.value)
-                    for observer in self.dispatch_observers:
-                        observer(self.clock.now, send, result)
+                await guarded(self.runtime, "channel", record, partial(self._on_send, channel))
                 record.ack()
                 handled = True
         return handled
+
+    async def _on_send(self, channel: str, record: Message) -> None:
+        result = await senders.on_send(self.runtime, channel, record)
+        if result is not None:
+            send = Send.model_validate_json(record.value or b"")
+            for observer in self.dispatch_observers:
+                observer(self.clock.now, send, result)
 
 
 async def _reraise(exc: BaseException) -> None:
