@@ -85,6 +85,10 @@ class MemoryBroker:
     def topics(self) -> list[str]:
         return sorted(self._topics)
 
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next record of ``topic[partition]`` gets (Kafka's high watermark)."""
+        return len(self._topic(topic).partitions[partition])
+
     def unread(self, topic: str) -> list[MemoryRecord]:
         """The next unread record of each partition of ``topic`` (what a consumer reads next)."""
         stored = self._topic(topic)

@@ -10,7 +10,9 @@ functions the worker's Faust agents call:
   event omnistream itself makes (a scripted receipt, ``message_*``) straight to
   ``omni.customer-events``, as the receipt handler does, read by ``customers.on_record``;
 - before it, every timer due by then fires, earliest first, through the worker's timer loop
-  body (``runtime/timers.fire_due``: a ``timer_fired`` record in the customer's partition);
+  body (``runtime/timers.fire_due``: a ``timer_fired`` record in the customer's partition),
+  gated like the worker's on the source partitions read so far (``runtime/watermarks.py``;
+  everything produced before is read by then, so the gate is open);
 - each record goes through the customer agent's batch (``runtime/batch.py``) with the worker's
   ``guarded`` around it (an error dead-letters, as in the worker), flushed after every record;
 - with a delivery model, each send record goes through ``runtime/senders.on_send`` inside
@@ -52,6 +54,7 @@ from omnistream.runtime.faust_types import Message
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.runtime import Runtime, StepObserver, Topics
 from omnistream.runtime.timer_index import TimerIndex
+from omnistream.runtime.watermarks import InputWatermarks
 from omnistream.runtime.wiring import ChannelAdapters
 from omnistream.storage.memory import MemoryDedupStore
 
@@ -87,6 +90,11 @@ def _source_topic(event: Event) -> str:
 
 def _made_by_omnistream(event: Event) -> bool:
     return event.source == SYSTEM_SOURCE or is_system_event_type(event.type)
+
+
+def _from_start(topic: str, partition: int) -> int:
+    """The harness's one consumer reads every topic from its first record."""
+    return 0
 
 
 def _by_seq(record: MemoryRecord) -> int:
@@ -165,6 +173,8 @@ class Harness:
 
         owned = OwnedPartitions(CUSTOMER_EVENTS, self.partitions)
         owned.owned = frozenset(range(self.partitions))
+        watermarks = InputWatermarks(_SETTINGS.source_topics, self.broker.end_offset, _from_start)
+        watermarks.assigned(owned.owned)
         self.runtime = Runtime(
             settings=_SETTINGS,
             catalog=self.catalog,
@@ -183,6 +193,7 @@ class Harness:
             timers=self.timers,
             clock=self._now,
             step_observers=self.observers,
+            watermarks=watermarks,
         )
 
     def _now(self) -> datetime:

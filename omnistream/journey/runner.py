@@ -97,6 +97,16 @@ class Tx:
         self._profile_json: dict[str, Any] | None = None
 
     @property
+    def started(self) -> datetime:
+        """When this input happened: the event's time, never later than ``now`` (a producer's
+        clock may run a little ahead). Waits run from here, not from when the worker got to the
+        input, so an input read late (after a failover, behind a backlog) does not push every
+        wait it starts back by the delay; the timer loop fires a due timer only once the inputs
+        of its partition were read up to the due time (``runtime/watermarks.py``), so an order
+        produced before the wait ended is seen first."""
+        return min(self.event.timestamp, self.now)
+
+    @property
     def event_json(self) -> dict[str, Any]:
         if self._event_json is None:
             self._event_json = self.event.model_dump(mode="json")
@@ -301,13 +311,13 @@ def _wait_due(tx: Tx, journey: Journey, instance: Instance, step: WaitStep) -> d
     """When the wait ends, or why it cannot (a computed duration gave a bad value)."""
     if step.duration is not None:
         duration = duration_of(step.duration, tx.context(instance))
-        return duration if isinstance(duration, str) else tx.now + duration
+        return duration if isinstance(duration, str) else tx.started + duration
     policies = tx.policies(journey.id)
     tz = zone(tx.state.profile.timezone, policies.default_timezone)
     if step.until is not None:
-        return next_local_time(tx.now, tz, step.until, step.days or WEEKDAYS)
+        return next_local_time(tx.started, tz, step.until, step.days or WEEKDAYS)
     assert step.window is not None  # guaranteed by WaitStep._one_kind
-    return next_window_open(tx.now, tz, step.window)
+    return next_window_open(tx.started, tz, step.window)
 
 
 def _update_profile(tx: Tx, step: UpdateProfileStep) -> None:
@@ -362,14 +372,14 @@ def run(tx: Tx, journey: Journey, instance: Instance, step: AnyStep | None) -> N
             if isinstance(due, str):
                 exit_instance(tx, instance, "bad_duration", detail=due)
                 return
-            if due > tx.now:
+            if due > tx.started:  # parked even if already due: the timer loop decides when
                 tx.emit("journey_step", instance, step_id=step.id)
                 park(tx, instance, "wait", due)
                 return
             nxt = step.next
         elif isinstance(step, WaitForStep):
             tx.emit("journey_step", instance, step_id=step.id)
-            park(tx, instance, "timeout", tx.now + step.timeout)
+            park(tx, instance, "timeout", tx.started + step.timeout)
             return
         elif isinstance(step, BranchStep):
             ctx = tx.context(instance)

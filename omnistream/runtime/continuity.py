@@ -58,6 +58,13 @@ class OffsetContinuity:
         self._next: dict[Hashable, int] = {}
         self._skipped: dict[Hashable, list[tuple[int, int]]] = {}
         self._suspect: dict[Hashable, tuple[int, int]] = {}
+        self._started: dict[Hashable, int] = {}
+
+    def started(self, tp: Hashable) -> int | None:
+        """Where the consumer was last positioned for ``tp`` (after an assignment: the committed
+        offset); records from there on are not handled until a stream hands them out."""
+        with self._lock:
+            return self._started.get(tp)
 
     def expected(self, tp: Hashable) -> int | None:
         """The offset ``tp``'s next record must have; None: whatever comes first."""
@@ -76,8 +83,10 @@ class OffsetContinuity:
                 self._suspect.pop(tp, None)
                 if offset is None or offset < 0:
                     self._next.pop(tp, None)
+                    self._started.pop(tp, None)
                 else:
                     self._next[tp] = offset
+                    self._started[tp] = offset
 
     def held_back(self, lowest: Mapping[Hashable, int]) -> dict[Hashable, int]:
         """Records from these offsets on were handed out but thrown away before a stream took
@@ -95,6 +104,7 @@ class OffsetContinuity:
         with self._lock:
             for tp in tps:
                 self._next.pop(tp, None)
+                self._started.pop(tp, None)
                 self._suspect.pop(tp, None)
                 self._skipped.pop(tp, None)
 

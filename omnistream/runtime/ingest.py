@@ -59,6 +59,10 @@ async def on_source_record(runtime: Runtime, message: Message, handle: Handle) -
     except EventError as exc:
         await dead_letter(runtime, message, exc.reason, exc.detail)
         return []
+    if runtime.watermarks is not None:  # read up to here (the record is handled below)
+        runtime.watermarks.handled(
+            message.topic, message.partition, message.offset, event.timestamp
+        )
     M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
     key = route_key(event).encode()
     direct = runtime.owned.handles_here(key, message.partition)

@@ -21,6 +21,7 @@ from omnistream.ops.kafka_security import KafkaSecurity
 from omnistream.runtime.faust_types import Topic
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.timer_index import TimerIndex
+from omnistream.runtime.watermarks import InputWatermarks
 from omnistream.runtime.wiring import ChannelAdapters
 
 __all__ = ["KeyStore", "Runtime", "StepObserver", "Topics"]
@@ -78,6 +79,9 @@ class Runtime:
     """``now`` for the engine, ingest's clock-skew check and the channel agents; the harness
     passes its manual clock."""
     step_observers: list[StepObserver] = field(default_factory=list)
+    watermarks: InputWatermarks | None = None
+    """How far each partition's source inputs were read: the timer loop's gate
+    (``runtime/watermarks.py``; ``runtime/timers.py`` makes it). None: timers fire when due."""
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity.model_construct)
     """Kafka TLS/SASL for the worker's own extra clients (the console's bounded reads); the
     settings tree's (defaults without it: no TLS, no SASL, never the environment)."""

@@ -5,6 +5,11 @@ from the table after every rebalance (once recovery is done), so a timer survive
 moves with its partition. A due timer is produced as a ``timer_fired`` input into the customer's
 own partition; the engine ignores a firing whose timer is no longer pending, so firing twice
 (e.g. after a crash between produce and commit) never sends twice.
+
+A due timer fires only once the source partitions of its customer's partition were read up to
+its due time (``runtime/watermarks.py``): waits run from when their input happened, so after a
+failover a wait may be due as soon as its cart is read, and the order placed right after the
+cart must be read before the push is decided.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from faust.types import TP
+
 from omnistream.domain.timers import timer_fired_event
 from omnistream.observability.metrics import M
 from omnistream.runtime.partitions import partition_of
 from omnistream.runtime.timer_index import TimerIndex
+from omnistream.runtime.watermarks import InputWatermarks
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -26,12 +34,21 @@ __all__ = ["TimerIndex", "fire_due", "install", "timer_fired_event"]
 
 log = logging.getLogger(__name__)
 
+Due = tuple[str, str, datetime]
+"""(customer key, timer id, due) of a timer taken from the index."""
+
 
 def install(runtime: Runtime) -> None:
     app = runtime.app
     index = runtime.timers
     ready = asyncio.Event()
     partitions = runtime.settings.partitions
+    runtime.watermarks = watermarks = _faust_watermarks(runtime)
+    events_topic = runtime.settings.customer_events_topic
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app_: Any, assigned: Any, **_: Any) -> None:
+        watermarks.assigned(tp.partition for tp in assigned if tp.topic == events_topic)
 
     async def rebuild() -> None:
         await app.tables.recovery.completed.wait()
@@ -66,11 +83,31 @@ def install(runtime: Runtime) -> None:
         await fire_due(runtime, runtime.clock())
 
 
+def _faust_watermarks(runtime: Runtime) -> InputWatermarks:
+    """The gate on Faust's consumer: the high watermarks of its last fetches and where it was
+    positioned after the assignment (``runtime/continuity.py``)."""
+    app = runtime.app
+
+    def high_watermark(topic: str, partition: int) -> int | None:
+        try:
+            end = app.consumer.highwater(TP(topic, partition))
+        except Exception:  # not assigned (any more), or the consumer is not running
+            return None
+        return end if isinstance(end, int) else None
+
+    def start(topic: str, partition: int) -> int | None:
+        started: int | None = app.consumer.continuity.started(TP(topic, partition))
+        return started
+
+    return InputWatermarks(runtime.settings.source_topics, high_watermark, start)
+
+
 async def fire_due(runtime: Runtime, now: datetime) -> None:
     """Produce a ``timer_fired`` input into the customer's partition for every timer due by
-    ``now``, earliest first. If the producer fails, the timers not produced yet go back into the
-    index for the next tick."""
-    due_now = runtime.timers.pop_due(now)
+    ``now`` whose partition's source inputs were read up to its due time (``runtime.watermarks``;
+    the others stay in the index for a later tick), earliest first. If the producer fails, the
+    timers not produced yet go back into the index for the next tick."""
+    due_now = _gated(runtime, runtime.timers.pop_due(now), now)
     for n, (key, timer_id, due) in enumerate(due_now):
         event = timer_fired_event(key, timer_id, due)
         try:
@@ -81,3 +118,23 @@ async def fire_due(runtime: Runtime, now: datetime) -> None:
                 runtime.timers.schedule(*left)
             return
         M.timer_lag_seconds.observe((now - due).total_seconds())
+
+
+def _gated(runtime: Runtime, due_now: list[Due], now: datetime) -> list[Due]:
+    """The timers that may fire now; the others go back into the index."""
+    watermarks = runtime.watermarks
+    if watermarks is None or not due_now:
+        return due_now
+    partitions = runtime.settings.partitions
+    ready: dict[int, datetime | None] = {}
+    firing: list[Due] = []
+    for timer in due_now:
+        partition = partition_of(timer[0].encode(), partitions)
+        if partition not in ready:
+            ready[partition] = watermarks.read_up_to(partition, now)
+        read = ready[partition]
+        if watermarks.gates(partition) and (read is None or read < timer[2]):
+            runtime.timers.schedule(*timer)
+        else:
+            firing.append(timer)
+    return firing

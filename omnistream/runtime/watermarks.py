@@ -1,0 +1,89 @@
+"""How far each customer partition's producer inputs were read: the gate of the timer loop.
+
+Waits run from when their input happened (``journey/runner.py``: ``Tx.started``), so after a
+failover or behind a backlog a wait can be due the moment its input is read. Firing it then
+would be wrong when the customer's next events are still unread: a cart and the order placed
+right after it, read 30 s late, would get the cart push before the order is seen; an order on a
+source topic that lags another (a CRM export behind the site events) likewise. So a timer of
+customer partition ``p`` fires only once every source partition ``p`` of this worker was read
+up to its due time, as Kafka Streams fires stream-time punctuations:
+
+- a source partition whose records were all handled (the next offset to handle has reached the
+  broker's high watermark from the last fetch) is read up to now;
+- otherwise it is read up to the latest event time handled on it since it was assigned
+  (nothing handled yet: not at all).
+
+What it does not see: an event keyed by another identifier of the customer, on a source
+partition of another number (an anonymous visitor's order before the merge), which reaches
+partition ``p`` forwarded through ``omni.customer-events``. Keyed sources (the customer id as
+the record key, docs/operations.md) put every event of a customer in its own partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+__all__ = ["InputWatermarks"]
+
+Position = Callable[[str, int], int | None]
+"""(topic, partition) -> an offset, or None when it is not known (yet)."""
+
+
+class InputWatermarks:
+    """Per source partition: the next offset to handle and the latest event time handled."""
+
+    def __init__(self, sources: Iterable[str], high_watermark: Position, start: Position) -> None:
+        self._sources = frozenset(sources)
+        self._high_watermark = high_watermark
+        """The broker's end offset as the consumer last heard it."""
+        self._start = start
+        """Where reading starts after an assignment (the committed offset), until a record is
+        handled."""
+        self._next: dict[tuple[str, int], int] = {}
+        self._latest: dict[tuple[str, int], datetime] = {}
+        self._owned: frozenset[int] = frozenset()
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """A new assignment: what was handled before it says nothing about where reading
+        resumes (another worker may have moved the offsets since)."""
+        self._next.clear()
+        self._latest.clear()
+        self._owned = frozenset(partitions)
+
+    def handled(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
+        """The customer agent handled (forwarded, handled or dead-lettered) this source record;
+        ``at`` is its event time when it parsed."""
+        if topic not in self._sources:
+            return
+        tp = (topic, partition)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+        if at is not None and (tp not in self._latest or at > self._latest[tp]):
+            self._latest[tp] = at
+
+    def read_up_to(self, partition: int, now: datetime) -> datetime | None:
+        """The time every source partition ``partition`` was read up to (``None``: one of them
+        was not read at all yet)."""
+        earliest: datetime | None = now
+        for topic in self._sources:
+            tp = (topic, partition)
+            if self._caught_up(tp):
+                continue
+            latest = self._latest.get(tp)
+            if latest is None:
+                return None
+            earliest = latest if earliest is None or latest < earliest else earliest
+        return earliest
+
+    def gates(self, partition: int) -> bool:
+        """Whether timers of ``partition`` wait for its inputs here (this worker owns it)."""
+        return partition in self._owned
+
+    def _caught_up(self, tp: tuple[str, int]) -> bool:
+        end = self._high_watermark(*tp)
+        if end is None:
+            return False
+        position = self._next.get(tp)
+        if position is None:
+            position = self._start(*tp)
+        return position is not None and position >= end
