@@ -164,10 +164,11 @@ def _rows(cells: Cells) -> list[tuple[dict[str, str], float, float]]:
 
 
 def wilson_interval(x: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion x/n; (0, 1) when n is 0."""
+    """Wilson score interval of a proportion x/n; (0, 1) when n is 0. ``x`` may exceed ``n`` in
+    a window (a goal counted in it whose entry came before it): the proportion is taken as 1."""
     if n <= 0:
         return 0.0, 1.0
-    p = x / n
+    p = min(max(x / n, 0.0), 1.0)
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n

@@ -191,3 +191,9 @@ def test_faust_kept_stats_equal_an_independent_recount(
         assert math.isclose(figures["cost"]["total"], expected["cost"], abs_tol=1e-9)
         sent = sum(v.get("sent", 0) for v in figures["outcomes"].values())
         assert sent == expected["sent"]
+
+
+def test_more_goals_than_entries_in_a_window_is_a_proportion_of_one() -> None:
+    """Found by hypothesis: a window can count goals whose entries came before it."""
+    low, high = wilson_interval(3, 2)
+    assert 0.0 <= low <= high == 1.0
