@@ -89,6 +89,10 @@ class MemoryBroker:
         """The offset the next record of ``topic[partition]`` gets (Kafka's high watermark)."""
         return len(self._topic(topic).partitions[partition])
 
+    def position(self, topic: str, partition: int) -> int:
+        """The offset the consumer of ``topic[partition]`` reads next."""
+        return self._topic(topic).positions[partition]
+
     def unread(self, topic: str) -> list[MemoryRecord]:
         """The next unread record of each partition of ``topic`` (what a consumer reads next)."""
         stored = self._topic(topic)

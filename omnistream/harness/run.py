@@ -54,7 +54,7 @@ from omnistream.runtime.faust_types import Message
 from omnistream.runtime.partitions import OwnedPartitions
 from omnistream.runtime.runtime import Runtime, StepObserver, Topics
 from omnistream.runtime.timer_index import TimerIndex
-from omnistream.runtime.watermarks import InputWatermarks
+from omnistream.runtime.watermarks import InputWatermarks, ReadPosition
 from omnistream.runtime.wiring import ChannelAdapters
 from omnistream.storage.memory import MemoryDedupStore
 
@@ -90,11 +90,6 @@ def _source_topic(event: Event) -> str:
 
 def _made_by_omnistream(event: Event) -> bool:
     return event.source == SYSTEM_SOURCE or is_system_event_type(event.type)
-
-
-def _from_start(topic: str, partition: int) -> int:
-    """The harness's one consumer reads every topic from its first record."""
-    return 0
 
 
 def _by_seq(record: MemoryRecord) -> int:
@@ -173,7 +168,7 @@ class Harness:
 
         owned = OwnedPartitions(CUSTOMER_EVENTS, self.partitions)
         owned.owned = frozenset(range(self.partitions))
-        watermarks = InputWatermarks(_SETTINGS.source_topics, self.broker.end_offset, _from_start)
+        watermarks = InputWatermarks(_SETTINGS.source_topics, self._read_position)
         watermarks.assigned(owned.owned)
         self.runtime = Runtime(
             settings=_SETTINGS,
@@ -198,6 +193,12 @@ class Harness:
 
     def _now(self) -> datetime:
         return self.clock.now
+
+    def _read_position(self, topic: str, partition: int) -> ReadPosition:
+        """The harness's one consumer reads every topic from its first record and hands each
+        record to the agent as it takes it."""
+        taken = self.broker.position(topic, partition)
+        return ReadPosition(0, taken, taken, self.broker.end_offset(topic, partition))
 
     @property
     def rejected(self) -> list[Rejected]:

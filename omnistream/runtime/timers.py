@@ -25,7 +25,7 @@ from omnistream.domain.timers import timer_fired_event
 from omnistream.observability.metrics import M
 from omnistream.runtime.partitions import partition_of
 from omnistream.runtime.timer_index import TimerIndex
-from omnistream.runtime.watermarks import InputWatermarks
+from omnistream.runtime.watermarks import InputWatermarks, ReadPosition
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -84,22 +84,19 @@ def install(runtime: Runtime) -> None:
 
 
 def _faust_watermarks(runtime: Runtime) -> InputWatermarks:
-    """The gate on Faust's consumer: the high watermarks of its last fetches and where it was
-    positioned after the assignment (``runtime/continuity.py``)."""
+    """The gate on Faust's consumer (``runtime/transport.py``): where it was positioned after
+    the assignment and what its stream got (``runtime/continuity.py``), and the Kafka client's
+    position and high watermark."""
     app = runtime.app
 
-    def high_watermark(topic: str, partition: int) -> int | None:
-        try:
-            end = app.consumer.highwater(TP(topic, partition))
-        except Exception:  # not assigned (any more), or the consumer is not running
-            return None
-        return end if isinstance(end, int) else None
+    def reader(topic: str, partition: int) -> ReadPosition:
+        tp = TP(topic, partition)
+        consumer = app.consumer
+        continuity = consumer.continuity
+        fetched, end = consumer.client_position(tp)
+        return ReadPosition(continuity.started(tp), continuity.expected(tp), fetched, end)
 
-    def start(topic: str, partition: int) -> int | None:
-        started: int | None = app.consumer.continuity.started(TP(topic, partition))
-        return started
-
-    return InputWatermarks(runtime.settings.source_topics, high_watermark, start)
+    return InputWatermarks(runtime.settings.source_topics, reader)
 
 
 async def fire_due(runtime: Runtime, now: datetime) -> None:

@@ -227,6 +227,19 @@ class Consumer(faust_aiokafka.Consumer):
         self.continuity  # noqa: B018 (made here, on the app's loop, before the thread exists)
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def client_position(self, tp: TP) -> tuple[int | None, int | None]:
+        """(position, high watermark) of ``tp`` as the Kafka client last knew them: the offset
+        after the last record it handed out (transaction markers and skipped batches included)
+        and the broker's end from the last fetch; None when unknown or not assigned. Plain
+        reads of the client's partition state, as its own ``highwater`` does."""
+        try:
+            client = self._thread._ensure_consumer()
+            state = client._subscription.subscription.assignment.state_value(tp)
+        except Exception:  # not started, not assigned, or no subscription yet
+            return None, None
+        position = state.position if state.has_valid_position else None
+        return position, state.highwater
+
     @cached_property
     def continuity(self) -> OffsetContinuity:
         self._guard_queue_clears()

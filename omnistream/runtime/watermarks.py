@@ -9,7 +9,9 @@ customer partition ``p`` fires only once every source partition ``p`` of this wo
 up to its due time, as Kafka Streams fires stream-time punctuations:
 
 - a source partition whose records were all handled (the next offset to handle has reached the
-  broker's high watermark from the last fetch) is read up to now;
+  broker's high watermark from the last fetch, or, with transaction markers or a skipped batch
+  at the end, every record the client handed out was handled and it has nothing left) is read
+  up to now;
 - otherwise it is read up to the latest event time handled on it since it was assigned
   (nothing handled yet: not at all).
 
@@ -22,24 +24,37 @@ the record key, docs/operations.md) put every event of a customer in its own par
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["InputWatermarks"]
+__all__ = ["InputWatermarks", "ReadPosition", "Reader"]
 
-Position = Callable[[str, int], int | None]
-"""(topic, partition) -> an offset, or None when it is not known (yet)."""
+
+@dataclass(frozen=True)
+class ReadPosition:
+    """Where the consumer is in one source partition (offsets are "next" offsets; None: not
+    known yet)."""
+
+    start: int | None
+    """Where reading started after the assignment (the committed offset)."""
+    delivered: int | None
+    """After the last record handed to the customer agent's stream."""
+    fetched: int | None
+    """After the last record the Kafka client handed out, transaction markers and skipped
+    batches included: it reaches ``end`` when nothing is left to read."""
+    end: int | None
+    """The broker's high watermark as of the last fetch."""
+
+
+Reader = Callable[[str, int], ReadPosition]
 
 
 class InputWatermarks:
     """Per source partition: the next offset to handle and the latest event time handled."""
 
-    def __init__(self, sources: Iterable[str], high_watermark: Position, start: Position) -> None:
+    def __init__(self, sources: Iterable[str], reader: Reader) -> None:
         self._sources = frozenset(sources)
-        self._high_watermark = high_watermark
-        """The broker's end offset as the consumer last heard it."""
-        self._start = start
-        """Where reading starts after an assignment (the committed offset), until a record is
-        handled."""
+        self._reader = reader
         self._next: dict[tuple[str, int], int] = {}
         self._latest: dict[tuple[str, int], datetime] = {}
         self._owned: frozenset[int] = frozenset()
@@ -80,10 +95,14 @@ class InputWatermarks:
         return partition in self._owned
 
     def _caught_up(self, tp: tuple[str, int]) -> bool:
-        end = self._high_watermark(*tp)
-        if end is None:
+        """Every record up to the broker's end was handled: directly, or (when transaction
+        markers or a skipped batch sit at the end) every record handed out was handled and the
+        client has nothing left to hand out."""
+        read = self._reader(*tp)
+        handled = self._next.get(tp, read.start)
+        if read.end is None or handled is None:
             return False
-        position = self._next.get(tp)
-        if position is None:
-            position = self._start(*tp)
-        return position is not None and position >= end
+        if handled >= read.end:
+            return True
+        nothing_pending = read.delivered is None or handled >= read.delivered
+        return read.fetched is not None and read.fetched >= read.end and nothing_pending

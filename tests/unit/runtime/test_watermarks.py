@@ -11,16 +11,28 @@ from omnistream.harness.run import CUSTOMER_EVENTS, Harness
 from omnistream.journey.model import Catalog
 from omnistream.runtime.partitions import partition_of
 from omnistream.runtime.timers import fire_due
-from omnistream.runtime.watermarks import InputWatermarks
+from omnistream.runtime.watermarks import InputWatermarks, ReadPosition
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SITE, CRM = "omni.events.site", "omni.events.crm"
 
 
-def gate(ends: dict[tuple[str, int], int], starts: dict[tuple[str, int], int]) -> InputWatermarks:
-    watermarks = InputWatermarks(
-        [SITE, CRM], lambda t, p: ends.get((t, p)), lambda t, p: starts.get((t, p))
-    )
+Offsets = dict[tuple[str, int], int]
+
+
+def gate(
+    ends: Offsets, starts: Offsets, delivered: Offsets | None = None, fetched: Offsets | None = None
+) -> InputWatermarks:
+    """A gate over a consumer positioned at ``starts``; its stream got records up to
+    ``delivered`` and the client handed out up to ``fetched`` (both default: nothing more)."""
+
+    def reader(topic: str, partition: int) -> ReadPosition:
+        tp = (topic, partition)
+        start = starts.get(tp)
+        given = (delivered or {}).get(tp, start)
+        return ReadPosition(start, given, (fetched or {}).get(tp, given), ends.get(tp))
+
+    watermarks = InputWatermarks([SITE, CRM], reader)
     watermarks.assigned([0, 1])
     return watermarks
 
@@ -42,6 +54,21 @@ def test_a_quiet_source_is_read_up_to_now_and_an_unknown_end_is_not() -> None:
     assert quiet.read_up_to(1, now) == now  # nothing after the committed offsets
     unknown = gate({(SITE, 1): 7}, {(SITE, 1): 7, (CRM, 1): 0})  # crm[1] not fetched yet
     assert unknown.read_up_to(1, now) is None
+
+
+def test_a_transaction_marker_at_the_end_does_not_hold_the_partition_forever() -> None:
+    """A transactional producer's commit marker takes an offset: the last record is 9, the
+    end is 11, and the client hands out up to 11. Once record 9 is handled, nothing is pending
+    and nothing is left: read to the end. With record 10 given to the stream and not handled
+    yet, it is not."""
+    now = T0 + timedelta(minutes=1)
+    ends, starts = {(SITE, 0): 11, (CRM, 0): 0}, {(SITE, 0): 0, (CRM, 0): 0}
+    marker = gate(ends, starts, delivered={(SITE, 0): 10}, fetched={(SITE, 0): 11})
+    marker.handled(SITE, 0, 9, T0)
+    assert marker.read_up_to(0, now) == now
+    pending = gate(ends, starts, delivered={(SITE, 0): 11}, fetched={(SITE, 0): 11})
+    pending.handled(SITE, 0, 9, T0)
+    assert pending.read_up_to(0, now) == T0
 
 
 def test_an_assignment_forgets_what_was_handled_before() -> None:
