@@ -200,7 +200,7 @@ _SECTIONS: list[tuple[str, list[_Spec]]] = [
         ("Duplicate sends answered from dedup", [(_rate("omnistream_send_duplicates_total", "channel"), "{{channel}}")], "ops", 8, ""),
     ]),
     ("Timers and Kafka", [
-        ("Pending timers", [(f"sum by (instance) ({_sel('omnistream_timers_pending')})", "{{instance}}")], "short", 8, ""),
+        ("Pending timers", [(f"sum by (instance) ({_sel('omnistream_timers_pending')})", "{{instance}}"), (f"sum by (instance) ({_sel('omnistream_timers_held')})", "{{instance}} held: inputs not read yet")], "short", 8, "Held: due, waiting until the partition's source inputs are read up to the due time."),
         ("Consumer lag by topic/partition", [(f"sum by (topic, partition) ({_sel('omnistream_consumer_lag_records')})", "{{topic}}[{{partition}}]")], "short", 8, "Highwater minus committed offset of each assigned partition."),
         ("Assigned partitions by worker", [(f"sum by (instance, kind) ({_sel('omnistream_assigned_partitions')})", "{{instance}} {{kind}}")], "short", 8, ""),
         ("Rebalances", [(_rate("omnistream_rebalances_total", "instance"), "{{instance}}")], "ops", 8, ""),

@@ -293,6 +293,13 @@ class M:
         "Durable waits pending in this worker's timer index (the partitions it owns).",
         registry=REGISTRY,
     )
+    timers_held = Gauge(
+        "omnistream_timers_held",
+        "Due timers held back at the last tick because their partition's source inputs were "
+        "not read up to the due time yet (after a failover, behind a backlog); one that stays "
+        "up means a source partition is not being read.",
+        registry=REGISTRY,
+    )
     timer_lag_seconds = Histogram(
         "omnistream_timer_lag_seconds",
         "Delay from a timer's due time to the moment this worker fired it.",

@@ -121,6 +121,7 @@ def _gated(runtime: Runtime, due_now: list[Due], now: datetime) -> list[Due]:
     """The timers that may fire now; the others go back into the index."""
     watermarks = runtime.watermarks
     if watermarks is None or not due_now:
+        M.timers_held.set(0)
         return due_now
     partitions = runtime.settings.partitions
     ready: dict[int, datetime | None] = {}
@@ -134,4 +135,5 @@ def _gated(runtime: Runtime, due_now: list[Due], now: datetime) -> list[Due]:
             runtime.timers.schedule(*timer)
         else:
             firing.append(timer)
+    M.timers_held.set(len(due_now) - len(firing))
     return firing

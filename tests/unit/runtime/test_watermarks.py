@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from omnistream.harness.clock import ManualClock
 from omnistream.harness.run import CUSTOMER_EVENTS, Harness
 from omnistream.journey.model import Catalog
+from omnistream.observability.metrics import REGISTRY
 from omnistream.runtime.partitions import partition_of
 from omnistream.runtime.timers import fire_due
 from omnistream.runtime.watermarks import InputWatermarks, ReadPosition
@@ -95,9 +96,11 @@ def test_the_timer_loop_holds_a_due_timer_until_the_cart_partitions_inputs_are_r
     asyncio.run(fire_due(runtime, now))
     assert harness.broker.records(CUSTOMER_EVENTS) == []
     assert runtime.timers.oldest_due() == due  # kept for a later tick
+    assert REGISTRY.get_sample_value("omnistream_timers_held") == 1
     assert runtime.watermarks is not None
     runtime.watermarks.handled(CRM, order.partition, order.offset, T0 + timedelta(seconds=1))
     asyncio.run(fire_due(runtime, now))
     (fired,) = harness.broker.records(CUSTOMER_EVENTS)
     assert fired.key == b"c-1" and b"timer_fired" in fired.value
     assert runtime.timers.oldest_due() is None
+    assert REGISTRY.get_sample_value("omnistream_timers_held") == 0
