@@ -11,8 +11,8 @@ agent, and a test can hand the worker any tree it likes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings
 
@@ -39,8 +39,12 @@ class WorkerSettings:
 
     def named_providers(self) -> dict[str, str]:
         """Channel -> the provider that serves it, for the channels this worker runs."""
-        named = {channel: self.providers.for_channel(channel) for channel in self.core.channels}
-        return {channel: name for channel, name in named.items() if name is not None}
+        return _named_providers(self.providers, self.core.channels)
+
+
+def _named_providers(providers: ChannelProviders, channels: Iterable[str]) -> dict[str, str]:
+    named = {channel: providers.for_channel(channel) for channel in channels}
+    return {channel: name for channel, name in named.items() if name is not None}
 
 
 def read_worker_settings(
@@ -51,13 +55,12 @@ def read_worker_settings(
     pydantic's ``ValidationError`` for the others."""
     core = core if core is not None else Settings()
     providers = ChannelProviders()
-    tree = WorkerSettings(
+    names = sorted(set(_named_providers(providers, core.channels).values()))
+    return WorkerSettings(
         core=core,
         channels=channels if channels is not None else ChannelSettings(),
         providers=providers,
-        provider_settings={},
+        provider_settings={name: read_provider_settings(name) for name in names},
         kafka=KafkaSecurity(),
         logs=LogSettings(),
     )
-    names = sorted(set(tree.named_providers().values()))
-    return replace(tree, provider_settings={name: read_provider_settings(name) for name in names})

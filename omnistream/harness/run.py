@@ -63,7 +63,6 @@ __all__ = [
     "DLQ",
     "DispatchObserver",
     "Harness",
-    "Observer",
     "Rejected",
     "send_topic",
 ]
@@ -95,9 +94,6 @@ def _made_by_omnistream(event: Event) -> bool:
 def _by_seq(record: MemoryRecord) -> int:
     return record.seq
 
-
-Observer = StepObserver
-"""Called after each step with the input, the row before and after, and the commands."""
 
 DispatchObserver = Callable[[datetime, Send, Dispatch], None]
 """Called after the dispatcher handled a send, with the time and its outcomes and forward."""
@@ -151,7 +147,7 @@ class Harness:
     customers: MemoryTable = field(default_factory=MemoryTable)
     aliases: MemoryTable = field(default_factory=MemoryTable)
     timers: TimerIndex = field(default_factory=TimerIndex)
-    observers: list[Observer] = field(default_factory=list)
+    observers: list[StepObserver] = field(default_factory=list)
     delivery: Delivery | None = None
     """With a delivery model, sends go through the channel agents; without, they stay on the
     send topics."""
@@ -169,7 +165,6 @@ class Harness:
         owned = OwnedPartitions(CUSTOMER_EVENTS, self.partitions)
         owned.owned = frozenset(range(self.partitions))
         watermarks = InputWatermarks(_SETTINGS.source_topics, self._read_position)
-        watermarks.assigned(owned.owned)
         self.runtime = Runtime(
             settings=_SETTINGS,
             catalog=self.catalog,
@@ -297,9 +292,9 @@ class Harness:
         return handled
 
     async def _on_send(self, channel: str, record: Message) -> None:
-        result = await senders.on_send(self.runtime, channel, record)
-        if result is not None:
-            send = Send.model_validate_json(record.value or b"")
+        handled = await senders.on_send(self.runtime, channel, record)
+        if handled is not None:
+            send, result = handled
             for observer in self.dispatch_observers:
                 observer(self.clock.now, send, result)
 

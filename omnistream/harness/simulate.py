@@ -24,7 +24,7 @@ from omnistream.domain.state import CustomerState
 from omnistream.domain.vocabulary import TIMER_FIRED
 from omnistream.harness.clock import ManualClock
 from omnistream.harness.delivery import Delivery
-from omnistream.harness.run import DispatchObserver, Harness, Observer
+from omnistream.harness.run import DispatchObserver, Harness
 from omnistream.journey.model import Catalog
 from omnistream.journey.simulate import (
     DEFAULT_RUN_ON,
@@ -33,11 +33,12 @@ from omnistream.journey.simulate import (
     record_commands,
     to_event,
 )
+from omnistream.runtime.runtime import StepObserver
 
 __all__ = ["simulate_on_harness"]
 
 
-def _timeline(sim: Simulation, customer_key: str) -> Observer:
+def _timeline(sim: Simulation, customer_key: str) -> StepObserver:
     """Timeline lines for each step; lines of another key than the scenario's end in ``[key]``."""
 
     def observe(

@@ -105,14 +105,8 @@ async def on_parsed(
 
 
 async def on_source_record(runtime: Runtime, batch: CustomerBatch, message: Message) -> None:
-    """A producer's record: validated and handled here or forwarded (``runtime/ingest.py``).
-    However that ends (also dead-lettered), the timer loop's gate learns it was read."""
-    try:
-        handle = partial(on_parsed, runtime, batch)
-        forwarded = await ingest.on_source_record(runtime, message, handle)
-    finally:
-        if runtime.watermarks is not None:
-            runtime.watermarks.handled(message.topic, message.partition, message.offset, None)
+    """A producer's record: validated and handled here or forwarded (``runtime/ingest.py``)."""
+    forwarded = await ingest.on_source_record(runtime, message, partial(on_parsed, runtime, batch))
     batch.produced(forwarded)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from omnistream.clock import monotonic
@@ -57,12 +57,10 @@ async def on_source_record(runtime: Runtime, message: Message, handle: Handle) -
         event = parse_event(raw)
         check_producer_event(event, runtime.clock(), max_future)
     except EventError as exc:
+        _read(runtime, message, None)
         await dead_letter(runtime, message, exc.reason, exc.detail)
         return []
-    if runtime.watermarks is not None:  # read up to here (the record is handled below)
-        runtime.watermarks.handled(
-            message.topic, message.partition, message.offset, event.timestamp
-        )
+    _read(runtime, message, event.timestamp)  # handled or forwarded below, before the next one
     M.events_ingested.labels(event.source, event_type_label(event.type)).inc()
     key = route_key(event).encode()
     direct = runtime.owned.handles_here(key, message.partition)
@@ -72,3 +70,9 @@ async def on_source_record(runtime: Runtime, message: Message, handle: Handle) -
         await handle(key, event, message)
         return []
     return [await runtime.topics.customer_events.send(key=key, value=raw)]
+
+
+def _read(runtime: Runtime, message: Message, at: datetime | None) -> None:
+    """Tell the timer loop's gate this source record was read (``runtime/watermarks.py``)."""
+    if runtime.watermarks is not None:
+        runtime.watermarks.handled(message.topic, message.partition, message.offset, at)

@@ -53,10 +53,11 @@ def install(runtime: Runtime) -> None:
         _install_channel(runtime, channel, topic)
 
 
-async def on_send(runtime: Runtime, channel: str, message: Message) -> Dispatch | None:
+async def on_send(runtime: Runtime, channel: str, message: Message) -> tuple[Send, Dispatch] | None:
     """One record of ``omni.send.<channel>``: the dispatcher's answer carried out (outcome events
     to the customer's partition, a held send to the end of its own topic, a fallback to the next
-    channel's). Returns that answer (``None`` for a record that is not a send: dead-lettered)."""
+    channel's). Returns the send and that answer (``None`` for a record that is not a send:
+    dead-lettered)."""
     started = monotonic()
     try:
         send = Send.model_validate_json(message.value or b"")
@@ -77,7 +78,7 @@ async def on_send(runtime: Runtime, channel: str, message: Message) -> Dispatch 
     key = send.customer_key.encode()
     if result.retry is not None:  # another worker holds its claim: behind the others
         await runtime.topics.sends[channel].send(key=key, value=result.retry.to_json())
-        return result
+        return send, result
     for outcome in result.outcomes:
         await runtime.topics.customer_events.send(key=key, value=outcome.to_json())
     if result.forward is not None:
@@ -89,7 +90,7 @@ async def on_send(runtime: Runtime, channel: str, message: Message) -> Dispatch 
         else:
             await target.send(key=key, value=forward.to_json())
     M.stage_seconds.labels("channel").observe(monotonic() - started)
-    return result
+    return send, result
 
 
 def _install_channel(runtime: Runtime, channel: str, topic: Topic) -> None:

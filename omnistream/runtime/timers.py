@@ -44,11 +44,10 @@ def install(runtime: Runtime) -> None:
     ready = asyncio.Event()
     partitions = runtime.settings.partitions
     runtime.watermarks = watermarks = _faust_watermarks(runtime)
-    events_topic = runtime.settings.customer_events_topic
 
     @app.on_partitions_assigned.connect
     async def _assigned(app_: Any, assigned: Any, **_: Any) -> None:
-        watermarks.assigned(tp.partition for tp in assigned if tp.topic == events_topic)
+        watermarks.reset()
 
     async def rebuild() -> None:
         await app.tables.recovery.completed.wait()
@@ -123,15 +122,15 @@ def _gated(runtime: Runtime, due_now: list[Due], now: datetime) -> list[Due]:
     if watermarks is None or not due_now:
         M.timers_held.set(0)
         return due_now
-    partitions = runtime.settings.partitions
-    ready: dict[int, datetime | None] = {}
+    partitions, owned = runtime.settings.partitions, runtime.owned.owned
+    read: dict[int, datetime | None] = {}
     firing: list[Due] = []
     for timer in due_now:
         partition = partition_of(timer[0].encode(), partitions)
-        if partition not in ready:
-            ready[partition] = watermarks.read_up_to(partition, now)
-        read = ready[partition]
-        if watermarks.gates(partition) and (read is None or read < timer[2]):
+        if partition in owned and partition not in read:
+            read[partition] = watermarks.read_up_to(partition, now)
+        up_to = read.get(partition, now)  # not owned (any more): not this worker's to hold
+        if up_to is None or up_to < timer[2]:
             runtime.timers.schedule(*timer)
         else:
             firing.append(timer)

@@ -57,14 +57,12 @@ class InputWatermarks:
         self._reader = reader
         self._next: dict[tuple[str, int], int] = {}
         self._latest: dict[tuple[str, int], datetime] = {}
-        self._owned: frozenset[int] = frozenset()
 
-    def assigned(self, partitions: Iterable[int]) -> None:
+    def reset(self) -> None:
         """A new assignment: what was handled before it says nothing about where reading
         resumes (another worker may have moved the offsets since)."""
         self._next.clear()
         self._latest.clear()
-        self._owned = frozenset(partitions)
 
     def handled(self, topic: str, partition: int, offset: int, at: datetime | None) -> None:
         """The customer agent handled (forwarded, handled or dead-lettered) this source record;
@@ -79,7 +77,7 @@ class InputWatermarks:
     def read_up_to(self, partition: int, now: datetime) -> datetime | None:
         """The time every source partition ``partition`` was read up to (``None``: one of them
         was not read at all yet)."""
-        earliest: datetime | None = now
+        earliest = now
         for topic in self._sources:
             tp = (topic, partition)
             if self._caught_up(tp):
@@ -87,12 +85,8 @@ class InputWatermarks:
             latest = self._latest.get(tp)
             if latest is None:
                 return None
-            earliest = latest if earliest is None or latest < earliest else earliest
+            earliest = min(earliest, latest)
         return earliest
-
-    def gates(self, partition: int) -> bool:
-        """Whether timers of ``partition`` wait for its inputs here (this worker owns it)."""
-        return partition in self._owned
 
     def _caught_up(self, tp: tuple[str, int]) -> bool:
         """Every record up to the broker's end was handled: directly, or (when transaction

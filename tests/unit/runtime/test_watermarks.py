@@ -33,9 +33,7 @@ def gate(
         given = (delivered or {}).get(tp, start)
         return ReadPosition(start, given, (fetched or {}).get(tp, given), ends.get(tp))
 
-    watermarks = InputWatermarks([SITE, CRM], reader)
-    watermarks.assigned([0, 1])
-    return watermarks
+    return InputWatermarks([SITE, CRM], reader)
 
 
 def test_a_partition_is_read_up_to_its_slowest_source() -> None:
@@ -77,9 +75,8 @@ def test_an_assignment_forgets_what_was_handled_before() -> None:
     watermarks = gate(ends, {(SITE, 0): 3, (CRM, 0): 0})
     watermarks.handled(SITE, 0, 9, T0)
     assert watermarks.read_up_to(0, T0 + timedelta(minutes=1)) is not None
-    watermarks.assigned([0])  # the partition went away and came back: read from 3 again
+    watermarks.reset()  # a new assignment (the partition went away and came back): from 3 again
     assert watermarks.read_up_to(0, T0 + timedelta(minutes=1)) is None
-    assert watermarks.gates(0) and not watermarks.gates(1)
 
 
 def test_the_timer_loop_holds_a_due_timer_until_the_cart_partitions_inputs_are_read() -> None:
@@ -104,3 +101,15 @@ def test_the_timer_loop_holds_a_due_timer_until_the_cart_partitions_inputs_are_r
     assert fired.key == b"c-1" and b"timer_fired" in fired.value
     assert runtime.timers.oldest_due() is None
     assert REGISTRY.get_sample_value("omnistream_timers_held") == 0
+
+
+def test_a_timer_of_a_partition_this_worker_no_longer_owns_is_not_held() -> None:
+    """The index holds only owned partitions' timers; one left over from a revoked partition is
+    not held for inputs this worker no longer reads."""
+    harness = Harness(Catalog(), ManualClock(T0))
+    runtime = harness.runtime
+    runtime.timers.schedule("c-1", "i1:t1", T0)
+    harness.broker.send(CRM, b"c-1", b"{}")  # unread: would hold it in an owned partition
+    runtime.owned.owned = frozenset()
+    asyncio.run(fire_due(runtime, T0 + timedelta(seconds=1)))
+    assert len(harness.broker.records(CUSTOMER_EVENTS)) == 1
