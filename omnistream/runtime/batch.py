@@ -17,7 +17,9 @@ A crash anywhere before step 3 leaves the inputs unacked: the next owner handles
 their outputs repeat with the same ids (send dedup, idempotent identity messages). Rows are read
 once per batch (decoded on first use, then kept here until the flush), so a customer's later
 inputs in the batch see the earlier ones. Code that reads or writes the tables directly
-(identity messages, erasure) flushes first (``barrier``), so it never sees a stale row.
+(identity messages at a key the batch holds, erasure) flushes the inputs before it first
+(``flush_earlier``), so it never sees a stale row; the input itself is acked at the next flush,
+after it was carried out.
 """
 
 from __future__ import annotations
@@ -109,33 +111,53 @@ class CustomerBatch:
     def full(self) -> bool:
         return len(self._inputs) >= self.max_records
 
-    async def flush(self) -> None:
-        """Outputs, then rows, then acks (see the module docstring). Call with ``lock`` held."""
+    def holds(self, key: bytes) -> bool:
+        """Whether the batch read or changed ``key``'s row since its last flush: code that reads
+        or writes that row in the tables directly must call ``flush_earlier`` first."""
+        return key in self._rows
+
+    async def flush(self, *, keep_current: bool = False) -> None:
+        """Outputs, then rows, then acks (see the module docstring). Call with ``lock`` held.
+
+        ``keep_current``: the input being handled stays in the batch, unacked, for the next
+        flush: it is flushed only after it was handled."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._inputs and not self._dirty:
-            return
-        pending, dirty, inputs = self._pending, self._dirty, self._inputs
+        kept = self._inputs[-1:] if keep_current else []
+        inputs = self._inputs[: len(self._inputs) - len(kept)]
+        pending, dirty = self._pending, self._dirty
         self._pending, self._dirty, self._inputs = [], {}, []
         rows, self._rows = self._rows, {}
-        await delivered(pending)
-        for key, source in dirty.items():
-            state = rows[key]
-            assert state is not None  # put() stores rows, never None
-            with in_event_context(source):
-                self._table[key] = state.to_bytes()
-        for source in inputs:
-            source.ack()
-        M.customer_batch_records.observe(len(inputs))
-        M.customer_batch_seconds.observe(monotonic() - self._started)
+        if inputs or dirty:
+            await delivered(pending)
+            for key, source in dirty.items():
+                state = rows[key]
+                assert state is not None  # put() stores rows, never None
+                with in_event_context(source):
+                    self._table[key] = state.to_bytes()
+            for source in inputs:
+                source.ack()
+            M.customer_batch_records.observe(len(inputs))
+            M.customer_batch_seconds.observe(monotonic() - self._started)
+        for source in kept:
+            self.hold(source)
 
     async def barrier(self) -> None:
-        """Flush now: the caller is about to read or write the tables directly. A failed flush
-        stops the worker (``on_error``): its inputs can no longer be acked, so their offsets
-        would never commit; after the restart the next owner handles them again."""
+        """Flush now, every input included. A failed flush stops the worker (``on_error``): its
+        inputs can no longer be acked, so their offsets would never commit; after the restart
+        the next owner handles them again."""
+        await self._guarded_flush(keep_current=False)
+
+    async def flush_earlier(self) -> None:
+        """Flush the inputs before the one being handled, which is about to read or write the
+        tables directly (identity messages, erasure). The current input stays unacked until
+        the next flush: acking it now would let its offset commit before it was carried out."""
+        await self._guarded_flush(keep_current=True)
+
+    async def _guarded_flush(self, *, keep_current: bool) -> None:
         try:
-            await self.flush()
+            await self.flush(keep_current=keep_current)
         except Exception as exc:
             log.exception("customer batch flush failed")
             await self._on_error(exc)

@@ -68,7 +68,7 @@ async def on_event(
         batch.produced([forward])
         return
     if event.type == FORGET_EVENT:
-        await batch.barrier()
+        await batch.flush_earlier()
         await identity.forget_customer(runtime, key)
         return
     state = batch.row(key) or CustomerState(key=key.decode())
@@ -118,7 +118,8 @@ async def on_record(runtime: Runtime, batch: CustomerBatch, message: Message) ->
         await dead_letter(runtime, message, "no_key", "customer inputs must be keyed")
         return
     if identity.is_identity_message(raw):
-        await batch.barrier()  # identity handling reads and writes the tables directly
+        if batch.holds(key):  # identity handling reads and writes key's rows directly
+            await batch.flush_earlier()
         await identity.on_message(runtime, key, raw, message)
         return
     try:
