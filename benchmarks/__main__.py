@@ -21,7 +21,7 @@ from omnistream import devstack
 from omnistream.clock import utcnow
 
 SECTIONS = [
-    "baselines", "pipeline", "engine", "channels", "state", "timers", "rss", "broadcasts",
+    "baselines", "pipeline", "agent", "engine", "channels", "state", "timers", "rss", "broadcasts",
 ]  # fmt: skip
 
 
@@ -56,6 +56,10 @@ def _ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         ratios["keyed / unkeyed sources"] = rate / pipe["pipeline_1_worker_unkeyed_per_s"]
     if rate and pipe.get("pipeline_2_workers_per_s"):
         ratios["2 workers / 1 worker"] = pipe["pipeline_2_workers_per_s"] / rate
+    agent = results.get("agent", {})
+    cpu = pipe.get("pipeline_1_worker_cpu_us_per_event")
+    if cpu and agent.get("agent_code_cpu_us_per_event"):
+        ratios["our code / worker CPU per event"] = agent["agent_code_cpu_us_per_event"] / cpu
     if rate and engine.get("engine_events_per_s"):
         ratios["pure engine / pipeline"] = engine["engine_events_per_s"] / rate
     return ratios

@@ -63,6 +63,28 @@ class Fleet:
         for proc in self.procs:
             devstack.EmbeddedServer("worker", proc, "", 0).stop()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the worker processes used so far, from ``/proc``: less
+        moved by the machine's scheduling than the wall-clock rate (same-commit runs spread
+        by a third in rate on this machine)."""
+        total = 0.0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def batches(self) -> tuple[float, float]:
+        """(customer-agent batches, inputs in them) over all workers."""
+        count = inputs = 0.0
+        for url in self.urls:
+            for line in self.metrics(url).splitlines():
+                if line.startswith("omnistream_customer_batch_records_count"):
+                    count += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("omnistream_customer_batch_records_sum"):
+                    inputs += float(line.rsplit(" ", 1)[1])
+        return count, inputs
+
     def totals(self) -> tuple[float, float, float]:
         """(customer inputs of kind event, send commands, send outcomes) over all workers; the
         outcomes count once the customer agent has taken them in as well."""
@@ -183,6 +205,67 @@ async def prefill(broker: str, prefix: str, count: int, customers: int, keyed: b
     return valid
 
 
+@dataclass
+class Drained:
+    """One drain of pre-filled traffic."""
+
+    rate: float
+    """Events per second from the first input to the last outcome."""
+    cpu_us_per_event: float
+    """Worker CPU (all processes, all threads) per event over the same span."""
+    batch_inputs: float
+    """Mean inputs per customer-agent batch over the whole run."""
+
+
+POLL_S = 0.5
+"""How often the drain reads the workers' /metrics: a scrape costs the worker a few ms of its
+main thread, and at 10 per second it took about 7% of it (py-spy)."""
+
+
+def drain(
+    broker: str,
+    redis: str,
+    workdir: Path,
+    workers: int,
+    count: int,
+    keyed: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> Drained:
+    """Pre-fill ``count`` demo events and let ``workers`` workers drain them; ``extra_env`` is
+    passed to the workers (an A/B of a setting)."""
+    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
+    try:
+        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000, keyed=keyed))
+        started = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            inputs, commands, outcomes = fleet.totals()
+            now, cpu = time.perf_counter(), fleet.cpu_seconds()
+            if started is None and inputs > 0:
+                started, first, cpu_first = now, inputs, cpu
+            if inputs >= valid and outcomes >= commands:
+                assert started is not None
+                events = max(inputs - first, 1.0)
+                batches, batched = fleet.batches()
+                drained = Drained(
+                    rate=events / max(now - started, 1e-9),
+                    cpu_us_per_event=(cpu - cpu_first) / events * 1e6,
+                    batch_inputs=batched / max(batches, 1.0),
+                )
+                print(
+                    f"[bench]   {workers} worker(s), {'keyed' if keyed else 'unkeyed'}: "
+                    f"{drained.rate:,.0f} events/s, {drained.cpu_us_per_event:,.0f} CPU us/event, "
+                    f"{drained.batch_inputs:.1f} inputs/batch "
+                    f"({int(inputs)} events, {int(commands)} sends)",
+                    file=sys.stderr,
+                )
+                return drained
+            time.sleep(POLL_S)
+        raise RuntimeError("pipeline did not drain in time")
+    finally:
+        fleet.stop()
+
+
 def sustained_rate(
     broker: str,
     redis: str,
@@ -192,31 +275,8 @@ def sustained_rate(
     keyed: bool = True,
     extra_env: dict[str, str] | None = None,
 ) -> float:
-    """Events per second from the first input to the last outcome; ``extra_env`` is passed to
-    the workers (an A/B of a setting)."""
-    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
-    try:
-        valid = asyncio.run(prefill(broker, fleet.prefix, count, customers=5000, keyed=keyed))
-        started = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            inputs, commands, outcomes = fleet.totals()
-            now = time.perf_counter()
-            if started is None and inputs > 0:
-                started, first = now, inputs
-            if inputs >= valid and outcomes >= commands:
-                assert started is not None
-                rate = (inputs - first) / max(now - started, 1e-9)
-                print(
-                    f"[bench]   {workers} worker(s), {'keyed' if keyed else 'unkeyed'}: "
-                    f"{rate:,.0f} events/s ({int(inputs)} events, {int(commands)} sends)",
-                    file=sys.stderr,
-                )
-                return rate
-            time.sleep(0.1)
-        raise RuntimeError("pipeline did not drain in time")
-    finally:
-        fleet.stop()
+    """Events per second of ``drain``."""
+    return drain(broker, redis, workdir, workers, count, keyed, extra_env).rate
 
 
 def latency_at(
@@ -266,14 +326,19 @@ def _ts(value: str) -> float:
 def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
     count = 20_000 if quick else 40_000
     repeats = 1 if quick else 3
-    one, unkeyed, two = [], [], []
+    one, unkeyed, two, cpu, batch = [], [], [], [], []
     for _ in range(repeats):  # interleaved, so a slow stretch of the machine hits all three
-        one.append(sustained_rate(broker, redis, workdir, 1, count))
+        drained = drain(broker, redis, workdir, 1, count)
+        one.append(drained.rate)
+        cpu.append(drained.cpu_us_per_event)
+        batch.append(drained.batch_inputs)
         unkeyed.append(sustained_rate(broker, redis, workdir, 1, count, keyed=False))
         two.append(sustained_rate(broker, redis, workdir, 2, count))
     rate = median(one)
     results: dict[str, Any] = {
         "pipeline_1_worker_per_s": rate,
+        "pipeline_1_worker_cpu_us_per_event": median(cpu),
+        "pipeline_1_worker_inputs_per_batch": median(batch),
         "pipeline_1_worker_unkeyed_per_s": median(unkeyed),
         "pipeline_2_workers_per_s": median(two),
         "pipeline_runs_1": one,

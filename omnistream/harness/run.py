@@ -65,6 +65,7 @@ __all__ = [
     "Harness",
     "Rejected",
     "send_topic",
+    "source_topic_name",
 ]
 
 _SETTINGS: Final = Settings.model_construct()
@@ -79,12 +80,17 @@ def send_topic(channel: str) -> str:
     return f"{_SETTINGS.topic_prefix}send.{channel}"
 
 
-def _source_topic(event: Event) -> str:
-    """The source topic a backend would produce ``event`` to (the first one for a source the
-    worker has no topic of: the topic a record comes on does not change its handling)."""
+def source_topic_name(source: str) -> str:
+    """The source topic a backend would produce an event of ``source`` to (the first one for a
+    source the worker has no topic of: the topic a record comes on does not change its
+    handling)."""
     topics = _SETTINGS.source_topics
-    named = f"{_SETTINGS.topic_prefix}events.{event.source}"
+    named = f"{_SETTINGS.topic_prefix}events.{source}"
     return named if named in topics else topics[0]
+
+
+def _source_topic(event: Event) -> str:
+    return source_topic_name(event.source)
 
 
 def _made_by_omnistream(event: Event) -> bool:
