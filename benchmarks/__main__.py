@@ -21,7 +21,8 @@ from omnistream import devstack
 from omnistream.clock import utcnow
 
 SECTIONS = [
-    "baselines", "pipeline", "agent", "engine", "channels", "state", "timers", "rss", "broadcasts",
+    "baselines", "pipeline", "agent", "produce", "engine", "channels", "state", "timers", "rss",
+    "broadcasts",
 ]  # fmt: skip
 
 
@@ -29,6 +30,8 @@ def _section(name: str, broker: str, redis: str, workdir: Path, quick: bool) -> 
     module = importlib.import_module(f"benchmarks.bench_{name}")
     if name in ("baselines",):
         result: dict[str, Any] = module.run(broker, workdir, quick=quick)
+    elif name in ("produce",):
+        result = module.run(broker, quick=quick)
     elif name in ("pipeline", "timers", "rss", "broadcasts"):
         result = module.run(broker, redis, workdir, quick=quick)
     else:

@@ -33,6 +33,7 @@ from omnistream.runtime import (
     undecodable,
     web,
 )
+from omnistream.runtime.fast_topic import FastTopic
 from omnistream.runtime.journey_events import install as install_journey_events
 from omnistream.runtime.journey_events import stats_table
 from omnistream.runtime.partitions import OwnedPartitions
@@ -89,6 +90,7 @@ def _faust_app(settings: Settings, security: KafkaSecurity) -> Any:
         web_graph_enabled=False,
         table_standby_replicas=settings.standby_replicas,
         recovery_consistency_check=settings.recovery_consistency_check,
+        Topic=FastTopic,  # every topic, changelogs included (runtime/fast_topic.py)
         **security.faust_kwargs(),
     )
     app.omnistream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
