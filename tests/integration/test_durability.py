@@ -199,3 +199,68 @@ def test_replayed_events_change_nothing_the_second_time(
     text = worker.metrics()
     assert counter(text, "omnistream_events_duplicate_total") == len(records)
     assert counter(text, "omnistream_journey_entries_total", journey="delayed_thanks") == 10
+
+
+THANKS_NOW = """
+id: thanks_now
+name: Thanks at once
+trigger: {event: order_placed}
+entry: {reentry: always, max_instances: 5}
+steps:
+  - id: thanks
+    type: send
+    channels: [email]
+    category: transactional
+    content:
+      email: {subject: "Thanks", body: "Order {{ trigger.properties.order_id }}"}
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_and_duplicates_nothing(
+    stack: Stack, start_worker: Callable[..., Worker]
+) -> None:
+    """The first worker's batch flushes only after 10 s (the longest it may) or 100,000 inputs:
+    within that it handles every event and its sends reach the provider, but writes no row and
+    commits no offset.
+    Killed there, the next owner handles every event again: the sends repeat with the same ids
+    and are answered from the channel's dedup, and the rows record every event once."""
+    (stack.journeys_dir / "thanks.yaml").write_text(THANKS_NOW)
+    customers = 20
+    records = [r for n in range(customers) for r in customer_events(n)]
+    expected = {f"c-{n}-o0" for n in range(customers)}
+    first = start_worker(
+        "w1",
+        OMNISTREAM_CUSTOMER_BATCH_MAX_MS="10000",
+        OMNISTREAM_CUSTOMER_BATCH_MAX_RECORDS="100000",
+    )
+    asyncio.run(produce(stack, records))
+    wait_until(lambda: len(stack.sends()) >= customers, 8, "the sends of the first worker")
+    text = first.metrics()
+    handled = counter(text, "omnistream_customer_inputs_total", kind="event")
+    assert handled == len(records)
+    assert counter(text, "omnistream_customer_batch_records_count") == 0  # mid-batch
+    first.proc.kill()  # kill -9 inside the batch
+    first.proc.wait(10)
+
+    second = start_worker("w2", ready_timeout=90)
+    wait_until(
+        lambda: (
+            counter(second.metrics(), "omnistream_customer_inputs_total", kind="event")
+            >= len(records)
+        ),
+        90,
+        "every event handled again by the next owner",
+    )
+    wait_until(
+        lambda: counter(second.metrics(), "omnistream_sends_total") >= customers,
+        60,
+        "the repeated sends answered",
+    )
+    time.sleep(2)  # anything extra would show up now
+    assert_each_sent_once(stack, expected, len(records))
+    text = second.metrics()
+    # every order entered the journey again: no row of the first worker recorded it (only the
+    # repeated send outcomes are duplicates here, answered from the channel's dedup)
+    assert counter(text, "omnistream_journey_entries_total", journey="thanks_now") == customers
+    assert counter(text, "omnistream_sends_total", outcome="duplicate") >= customers
