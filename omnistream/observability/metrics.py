@@ -103,11 +103,6 @@ class M:
         ["kind"],
         registry=REGISTRY,
     )
-    journey_stats_skipped = Counter(
-        "omnistream_journey_stats_skipped_total",
-        "omni.journey-events records the stats agent could not read (not a journey event).",
-        registry=REGISTRY,
-    )
     engine_errors = Counter(
         "omnistream_engine_errors_total",
         "Customer inputs the engine could not process (sent to the DLQ).",

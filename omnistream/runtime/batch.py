@@ -5,11 +5,12 @@ input at once (engine, send commands produced without waiting), keeps the rows i
 and every ``max_records`` inputs or ``max_age_s`` seconds it flushes, in this order:
 
 1. **outputs**: wait until the broker acknowledged every record the batch produced (send
-   commands, identity messages, forwards), so a row never records an input whose outputs could
-   still be lost (``runtime/delivery.py``);
-2. **state**: write each changed row once, through the Faust table (changelog and local store,
-   standby replicas and recovery as before), in the context of an input of the row's own
-   partition (the table takes its partition from the current event);
+   commands, identity messages, journey events, forwards), so a row never records an input
+   whose outputs could still be lost (``runtime/delivery.py``);
+2. **state**: add the journey events the batch produced to the journey stats
+   (``runtime/journey_events.py``), then write each changed row once, through the Faust table
+   (changelog and local store, standby replicas and recovery as before), in the context of an
+   input of the row's own partition (the table takes its partition from the current event);
 3. **offsets**: ack the batch's inputs; only acked offsets are committed, and the commit waits
    for the changelog records (``runtime/acks.py``).
 
@@ -28,13 +29,15 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from faust.streams import _current_event
 
-from omnistream.clock import monotonic
+from omnistream.clock import monotonic, utcnow
+from omnistream.domain.journey_events import JourneyEvent
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
 from omnistream.runtime.delivery import Pending, delivered
@@ -55,6 +58,14 @@ def in_event_context(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class BatchStats(Protocol):
+    """The journey stats a batch adds at its flush (``journey_events.StatsDeltas``)."""
+
+    def add(self, produced: Sequence[JourneyEvent], source: Any) -> None: ...
+
+    def write(self, now: datetime) -> None: ...
+
+
 class CustomerBatch:
     """The inputs handled since the last flush, their outputs and the rows they changed."""
 
@@ -65,8 +76,10 @@ class CustomerBatch:
         max_records: int,
         max_age_s: float,
         on_error: Callable[[BaseException], Awaitable[None]],
+        stats: BatchStats | None = None,
     ) -> None:
         self._table = table
+        self._stats = stats
         self.max_records = max_records
         self.max_age_s = max_age_s
         self._on_error = on_error
@@ -95,6 +108,11 @@ class CustomerBatch:
         being handled (which is in the row's partition)."""
         self._rows[key] = state
         self._dirty[key] = self._inputs[-1]
+
+    def count(self, produced: Sequence[JourneyEvent]) -> None:
+        """The journey events of the input handled now: counted in the stats at the flush."""
+        if self._stats is not None:
+            self._stats.add(produced, self._inputs[-1])
 
     def produced(self, pending: Pending) -> None:
         """Records the batch's inputs produced; the flush waits for their acknowledgement."""
@@ -131,6 +149,8 @@ class CustomerBatch:
         rows, self._rows = self._rows, {}
         if inputs or dirty:
             await delivered(pending)
+            if self._stats is not None:
+                self._stats.write(utcnow())
             for key, source in dirty.items():
                 state = rows[key]
                 assert state is not None  # put() stores rows, never None

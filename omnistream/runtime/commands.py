@@ -7,14 +7,15 @@ merges and erasure exit journeys and cancel timers too) use it, so it lives apar
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from omnistream.domain.commands import CancelTimer, Command, Emit, ScheduleTimer, Send
-from omnistream.domain.journey_events import Cause
+from omnistream.domain.journey_events import Cause, JourneyEvent
 from omnistream.domain.state import CustomerState
 from omnistream.observability.metrics import M
+from omnistream.runtime import journey_events
 from omnistream.runtime.delivery import Pending
-from omnistream.runtime.journey_events import publish as publish_journey_events
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -57,11 +58,20 @@ async def _route_send(runtime: Runtime, send: Send) -> Pending:
     return [delivery]
 
 
-async def execute(runtime: Runtime, commands: list[Command], cause: Cause | None = None) -> Pending:
+async def execute(
+    runtime: Runtime,
+    commands: list[Command],
+    cause: Cause | None = None,
+    count: Callable[[Sequence[JourneyEvent]], None] | None = None,
+) -> Pending:
     """Carry out the engine's commands; returns the deliveries of the records it produced.
 
-    With ``cause`` (the input and its row before and after), the journey events too."""
-    pending: Pending = await publish_journey_events(runtime, commands, cause)
+    With ``cause`` (the input and its row before and after), the journey events too, handed to
+    ``count`` (the customer batch's stats) as well."""
+    produced = journey_events.records(runtime, commands, cause)
+    pending: Pending = await journey_events.publish(runtime, produced)
+    if count is not None and produced:
+        count(produced)
     for command in commands:
         if isinstance(command, Send):
             pending += await _route_send(runtime, command)

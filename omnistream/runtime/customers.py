@@ -31,6 +31,7 @@ from omnistream.runtime.batch import CustomerBatch
 from omnistream.runtime.commands import execute
 from omnistream.runtime.dlq import dead_letter, guarded
 from omnistream.runtime.faust_types import Message
+from omnistream.runtime.journey_events import StatsDeltas
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
@@ -87,7 +88,8 @@ async def on_event(
         M.engine_errors.labels(type(exc).__name__).inc()
         await dead_letter(runtime, message, "engine_error", f"{type(exc).__name__}: {exc}")
         return
-    pending = await execute(runtime, commands, Cause(key.decode(), now, event, state, new_state))
+    cause = Cause(key.decode(), now, event, state, new_state)
+    pending = await execute(runtime, commands, cause, count=batch.count)
     pending += await identity.publish(runtime, claims, releases)
     batch.produced(pending)
     batch.put(key, new_state)
@@ -143,6 +145,7 @@ def install(runtime: Runtime) -> None:
         max_records=settings.customer_batch_max_records,
         max_age_s=settings.customer_batch_max_ms / 1000,
         on_error=crash,
+        stats=StatsDeltas(runtime.journey_stats) if runtime.journey_stats is not None else None,
     )
     from_source = partial(on_source_record, runtime, batch)
     from_customer_events = partial(on_record, runtime, batch)

@@ -39,6 +39,7 @@ from omnistream.clock import utcnow
 from omnistream.observability.metrics import M
 from omnistream.runtime.delivery import Pending
 from omnistream.runtime.faust_types import Message
+from omnistream.runtime.topics_declared import declare_at_first_assignment
 from omnistream.storage.redis_base import REDIS_DOWN
 
 if TYPE_CHECKING:
@@ -331,27 +332,7 @@ async def guarded(
 
 
 def install(runtime: Runtime) -> None:
-    """Create the DLQ topic when the worker first gets partitions, before it reports ready.
-
-    SREs and tools expect ``omni.dlq`` to exist before anything was dead-lettered. Faust creates
-    the internal topics an agent consumes (its Conductor declares them); the DLQ is only produced
-    to, so it appeared with the first rejected record, auto-created with broker defaults. The
-    declaration runs in the first assignment (the signal is awaited inside the rebalance, before
-    ``/ready`` can say ready) and once per worker; a failure (say, no CreateTopics ACL) is logged
-    and tried again at the next assignment, never fatal: ``omnistream topics create`` is how
-    production makes it, with its retention.
-    """
-    topic: Any = runtime.topics.dlq  # the Faust topic itself: declared here
-    declared = False
-
-    @runtime.app.on_partitions_assigned.connect
-    async def _declare(app: Any, assigned: Any, **_: Any) -> None:
-        nonlocal declared
-        if declared:
-            return
-        try:
-            await topic.maybe_declare()
-        except Exception:
-            log.warning("could not create the DLQ topic %s", topic.get_topic_name(), exc_info=True)
-            return
-        declared = True
+    """Create the DLQ topic when the worker first gets partitions, before it reports ready
+    (``runtime/topics_declared.py``): SREs and tools expect ``omni.dlq`` to exist before
+    anything was dead-lettered."""
+    declare_at_first_assignment(runtime, runtime.topics.dlq)

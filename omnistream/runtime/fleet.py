@@ -111,10 +111,9 @@ async def ask_peers(
 
 
 def stats_partitions(runtime: Runtime) -> set[int]:
-    """The journey-events partitions this worker actively owns (writes the stats of)."""
-    assignor = runtime.app.assignor
-    topic = runtime.settings.journey_events_topic
-    return {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+    """The stats partitions this worker actively owns (writes the stats of): its customer
+    partitions (``runtime/journey_events.py``)."""
+    return set(runtime.owned.owned)
 
 
 def local_cells(runtime: Runtime, window: str, now: datetime) -> tuple[dict[str, Cells], set[int]]:

@@ -1,34 +1,35 @@
-"""Producing ``omni.journey-events`` and keeping the fleet-wide journey stats from it.
+"""Producing ``omni.journey-events`` and counting the fleet-wide journey stats as it is produced.
 
-**Producing.** ``publish`` maps one input's commands (and the input, if it is a send outcome) to
-journey-event records (``domain/journey_events.py``) and produces them keyed by customer key.
-The deliveries go into the customer batch with the send commands, so a row is written only
-after its journey events were acknowledged: a crash repeats them with the same record ids.
+**Producing.** ``records`` maps one input's commands (and the input, if it is a send outcome)
+to journey-event records (``domain/journey_events.py``); ``publish`` produces them keyed by
+customer key. The deliveries go into the customer batch with the send commands, so a row is
+written only after its journey events were acknowledged: a crash repeats them with the same
+record ids.
 
-**Stats.** An agent reads the stream in batches (up to 500 records or 0.5 s) and adds each
-batch to a Faust table partitioned like the stream: key ``journey \x1f bucket \x1f partition``,
-value the bucket's cells as JSON (``domain/journey_stats.py``). Why this design:
+**Stats.** The customer batch counts the records of its inputs as they are produced
+(``StatsDeltas``) and adds them to a Faust table at its flush, with the rows, before it acks its
+inputs: key ``journey \x1f bucket \x1f partition``, value the bucket's cells as JSON
+(``domain/journey_stats.py``), the partition being the input's, i.e. the customer's. Why:
 
-- no re-keying: the stream stays keyed by customer (ordering per customer, what a warehouse
-  wants); a journey's counts are split by source partition instead, and each partition has one
-  writer at a time, so read-modify-write is safe without a repartition topic (``group_by``
-  would produce every record a second time);
-- the owner of events partition i owns stats partition i (Faust co-partitions topics of the same
-  partition count) and recovers it from the changelog when it moves; a query asks every worker
-  for the partitions it owns and sums them (``runtime/fleet.py``). It was a global table: a
-  worker's copy of one does not follow the other workers' writes (faust #283);
-- batching makes the cost one changelog write per (journey, bucket) touched per batch, not per
-  record: with a few journeys, about four writes per half second per partition.
+- **counted once, as the rows record inputs once**: an input's records are counted in the
+  flush that writes the row recording the input. An input handled again after a crash or a
+  rebalance is either new to its row (its first handling was never flushed, so nothing of it
+  was counted) or a repeat the engine drops (no commands, no records, nothing counted). Left:
+  a kill -9 between a flush's stats writes and its row writes counts that batch twice (the
+  stream's record ids let a warehouse count exactly);
+- **no second read of the stream**: an agent used to read ``omni.journey-events`` back and
+  count it, a consume per record (the stream cost about a third of the worker's CPU per event,
+  docs/performance.md);
+- **no re-keying**: a journey's counts are split by customer partition; each partition has
+  one writer at a time (its owner's customer agent), so read-modify-write is safe;
+- the owner of customer partition i owns stats partition i (Faust assigns tables and topics of
+  the same partition count together) and recovers it from the changelog when it moves; a query
+  asks every worker for the partitions it owns and sums them (``runtime/fleet.py``). It was a
+  global table: a worker's copy of one does not follow the other workers' writes (faust #283);
+- one changelog write per (journey, bucket, partition) touched per batch, not per record.
 
-**Each record is counted once**, although the stream's offsets are committed after the table
-writes (at-least-once): the table also keeps, per partition, the next stream offset not counted
-yet (``counted_key``), written after the batch's buckets to the same changelog partition. A
-batch read again (a partition moved before its offsets were committed, or a crash) skips what
-the table already holds, and so is a record Faust hands to a batch twice (around a rebalance,
-one batch held offsets 58-62 and then 58-63 of a partition). Without it, partitions moving
-w0 -> w1 -> w0 counted 39-45 entries for 36 (tests/integration/test_journey_events.py). A
-crash between a batch's bucket writes and its mark can still count that batch twice (the
-stream's record ids let a warehouse count exactly).
+Tables written by the earlier design also hold a per-partition counted-offset key
+(``\x00counted``): not a bucket, ignored.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from pydantic import ValidationError
 
 from omnistream.clock import utcnow
 from omnistream.config import Settings
@@ -50,7 +50,6 @@ from omnistream.domain.journey_stats import (
     Cells,
     add,
     bucket_of,
-    counted_key,
     merge,
     parse_stats_key,
     stats_key,
@@ -62,18 +61,20 @@ from omnistream.observability.metrics import M
 from omnistream.runtime.batch import in_event_context
 from omnistream.runtime.delivery import Pending
 from omnistream.runtime.faust_types import Event, Table
-from omnistream.runtime.fleet import fleet_stats, stats_partitions
+from omnistream.runtime.fleet import fleet_stats
 from omnistream.runtime.fleet import install as install_fleet
+from omnistream.runtime.topics_declared import declare_at_first_assignment
 
 if TYPE_CHECKING:
     from omnistream.runtime.runtime import Runtime
 
 __all__ = [
     "STATS_TABLE",
-    "count_batch",
+    "StatsDeltas",
     "install",
     "prune",
     "publish",
+    "records",
     "stats_buckets",
     "stats_table",
 ]
@@ -81,8 +82,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATS_TABLE: Final = "journey-stats"
-BATCH_RECORDS: Final = 500
-BATCH_SECONDS: Final = 0.5
 KEEP_HOURS: Final = 31 * 24
 """Hour buckets are kept 31 days (the longest window is 30 days), then deleted."""
 
@@ -99,26 +98,66 @@ def _lookup(catalog: Catalog) -> CatalogLookup:
     return cached[1]
 
 
-async def publish(runtime: Runtime, commands: Sequence[Command], cause: Cause | None) -> Pending:
-    """Produce the journey events of one input; their deliveries, for the batch to await."""
-    if cause is None:  # merges and erasure: no input event (see docs/journey-events.md)
+def records(
+    runtime: Runtime, commands: Sequence[Command], cause: Cause | None
+) -> list[JourneyEvent]:
+    """The journey events of one input: none with the stream off, nor for merges and erasure,
+    which have no input event (see docs/journey-events.md)."""
+    if cause is None or runtime.topics.journey_events is None:
+        return []
+    return journey_events(commands, cause, _lookup(runtime.catalog))
+
+
+async def publish(runtime: Runtime, produced: Sequence[JourneyEvent]) -> Pending:
+    """Produce the records; their deliveries, for the batch to await."""
+    if not produced:
         return []
     topic = runtime.topics.journey_events
     if topic is None:
         return []
     pending: Pending = []
-    for record in journey_events(commands, cause, _lookup(runtime.catalog)):
+    for record in produced:
         M.journey_events.labels(record.kind).inc()
         pending.append(await topic.send(key=record.customer_key.encode(), value=record.to_json()))
     return pending
 
 
+class StatsDeltas:
+    """What a customer batch adds to the stats table at its flush (see the module docstring)."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self._deltas: dict[bytes, tuple[Cells, Event]] = {}
+        self._pruned: dict[int, int] = {}
+
+    def add(self, produced: Sequence[JourneyEvent], source: Event) -> None:
+        """Count ``produced``, the records of the input ``source`` (a Faust event in the
+        customer's partition, the table partition the counts go to)."""
+        partition = source.message.partition
+        for record in produced:
+            if record.journey_id is None:
+                continue
+            for bucket in (bucket_of(record.at), ALL):
+                key = stats_key(record.journey_id, bucket, partition)
+                cells, _ = self._deltas.get(key, ({}, source))
+                add(cells, record)
+                self._deltas[key] = (cells, source)
+
+    def write(self, now: datetime) -> None:
+        """Add the counts to the table, prune old hours of their partitions (once an hour
+        each), and start over."""
+        deltas, self._deltas = self._deltas, {}
+        _apply(self._table, deltas)
+        prune(self._table, [source for _, source in deltas.values()], now, self._pruned)
+
+
 def stats_table(app: Any, settings: Settings, options: Mapping[str, int]) -> Any:
-    """The stats table: partitioned like ``omni.journey-events`` (Faust co-partitions topics
-    of the same partition count, so the owner of events partition i owns stats partition i and
-    recovers it from the changelog when it moves). Not a global table: a worker's copy of one
-    does not follow the other workers' writes (faust #283), so after a partition moved back its
-    new owner counted on from a stale value (tests/integration/test_journey_events.py)."""
+    """The stats table: partitioned like ``omni.customer-events`` (Faust assigns tables and
+    topics of the same partition count together, so the owner of customer partition i owns
+    stats partition i and recovers it from the changelog when it moves). Not a global table:
+    a worker's copy of one does not follow the other workers' writes (faust #283), so after a
+    partition moved back its new owner counted on from a stale value
+    (tests/integration/test_journey_events.py)."""
     return app.Table(
         STATS_TABLE,
         default=None,
@@ -127,56 +166,6 @@ def stats_table(app: Any, settings: Settings, options: Mapping[str, int]) -> Any
         partitions=settings.partitions,
         options=dict(options),
     )
-
-
-def count_batch(table: Table, events: Sequence[Event]) -> int:
-    """Add the batch's records the table has not counted yet; how many were new. Each
-    partition's counted offset moves past the batch after its buckets were written."""
-    fresh = _not_counted(table, events)
-    _apply(table, _deltas(fresh))
-    last: dict[int, Event] = {}
-    for event in fresh:
-        last[event.message.partition] = event
-    for partition, event in last.items():
-        with in_event_context(event):
-            table[counted_key(partition)] = str(event.message.offset + 1).encode()
-    return len(fresh)
-
-
-def _not_counted(table: Table, events: Sequence[Event]) -> list[Event]:
-    """The events past their partition's counted offset, each offset once: around a rebalance
-    Faust hands the same records to one batch twice (offsets 58-62, then 58-63, measured)."""
-    upto: dict[int, int] = {}
-    fresh = []
-    for event in events:
-        partition, offset = event.message.partition, event.message.offset
-        if partition not in upto:
-            with in_event_context(event):  # the partition's RocksDB database
-                upto[partition] = int(table.get(counted_key(partition)) or 0)
-        if offset >= upto[partition]:
-            fresh.append(event)
-            upto[partition] = offset + 1
-    return fresh
-
-
-def _deltas(events: Sequence[Event]) -> dict[bytes, tuple[Cells, Event]]:
-    """Table key -> (cells to add, an input of the key's partition) for one batch."""
-    deltas: dict[bytes, tuple[Cells, Event]] = {}
-    for event in events:
-        try:
-            record = JourneyEvent.model_validate_json(event.message.value or b"")
-        except ValidationError:
-            M.journey_stats_skipped.inc()
-            continue
-        if record.journey_id is None:
-            continue
-        partition = event.message.partition
-        for bucket in (bucket_of(record.at), ALL):
-            key = stats_key(record.journey_id, bucket, partition)
-            cells, _ = deltas.get(key, ({}, None))
-            add(cells, record)
-            deltas[key] = (cells, event)
-    return deltas
 
 
 def _apply(table: Table, deltas: dict[bytes, tuple[Cells, Event]]) -> None:
@@ -190,25 +179,13 @@ def _apply(table: Table, deltas: dict[bytes, tuple[Cells, Event]]) -> None:
 
 
 def install(runtime: Runtime) -> None:
-    """The stats routes (and every worker's share of them), and the stats agent when the
-    stream is on."""
+    """The stats routes (and every worker's share of them); with the stream on, its topic is
+    declared at the first assignment (no agent here reads it, and Faust declares only the
+    topics its agents read)."""
     _install_routes(runtime)
     install_fleet(runtime)
-    topic, table = runtime.topics.journey_events, runtime.journey_stats
-    if topic is None or table is None:
-        return
-
-    pruned: dict[int, int] = {}
-
-    @runtime.app.agent(topic, name="journey-stats", concurrency=1)
-    async def journey_stats_agent(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_RECORDS, within=BATCH_SECONDS):
-            owned = stats_partitions(runtime)
-            # A batch taken before a rebalance may hold records of partitions revoked since:
-            # their offsets will not be committed here, so their new owner counts them.
-            mine = [e for e in events if e.message.partition in owned]
-            count_batch(table, mine)  # acked by take_events once this body returns
-            prune(table, mine, utcnow(), pruned)
+    if runtime.topics.journey_events is not None:
+        declare_at_first_assignment(runtime, runtime.topics.journey_events)
 
 
 def prune(table: Table, events: Sequence[Event], now: datetime, pruned: dict[int, int]) -> int:

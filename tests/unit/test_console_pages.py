@@ -293,13 +293,8 @@ def stats_runtime(catalog: Catalog, owned: set[int]) -> Any:
             key = f"promo\x1f{bucket}\x1f{partition}".encode()
             current = orjson.loads(table[key]) if key in table else {}
             table[key] = orjson.dumps(merge_cells(current, cells_))
-    topic = "omni.journey-events"
-    actives = [SimpleNamespace(topic=topic, partition=p) for p in owned]
     return SimpleNamespace(
-        catalog=catalog,
-        journey_stats=table,
-        settings=SimpleNamespace(journey_events_topic=topic),
-        app=SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: actives)),
+        catalog=catalog, journey_stats=table, owned=SimpleNamespace(owned=frozenset(owned))
     )
 
 

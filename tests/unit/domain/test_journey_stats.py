@@ -20,7 +20,7 @@ from omnistream.domain.journey_stats import (
     summary,
     wilson_interval,
 )
-from omnistream.runtime.journey_events import _apply, _deltas, stats_buckets
+from omnistream.runtime.journey_events import StatsDeltas, stats_buckets
 
 NOW = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
 _n = 0
@@ -114,8 +114,8 @@ class FakeMessage:
 
 
 class FakeEvent:
-    """What the stats agent reads from a Faust event: its message's value, partition and
-    offset (offsets count up per partition, as a stream's do)."""
+    """A customer-agent input as the stats see it (a Faust event): its message's partition
+    (offsets count up per partition, as a stream's do)."""
 
     def __init__(self, record: JourneyEvent, partition: int) -> None:
         self.message = FakeMessage(record.to_json(), partition)
@@ -179,9 +179,11 @@ def test_faust_kept_stats_equal_an_independent_recount(
     records: list[JourneyEvent], batch: int, window: str
 ) -> None:
     table: dict[bytes, bytes] = {}
-    events = [FakeEvent(r, hash(r.customer_key) % 4) for r in records]
-    for i in range(0, len(events), batch):  # the agent's batches, over several partitions
-        _apply(table, _deltas(events[i : i + batch]))
+    stats = StatsDeltas(table)
+    for i in range(0, len(records), batch):  # the customer batches, over several partitions
+        for record in records[i : i + batch]:
+            stats.add([record], FakeEvent(record, hash(record.customer_key) % 4))
+        stats.write(NOW)
     for journey in ("j1", "j2"):
         figures = summary(cells_in_window(stats_buckets(table, journey), NOW, window, "v1"))
         expected = recount(records, journey, window)

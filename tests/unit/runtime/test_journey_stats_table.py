@@ -1,55 +1,67 @@
-"""The stats table's upkeep: hour buckets older than the longest window are deleted."""
+"""The stats table as the customer batch keeps it: counts per input partition, written at the
+flush, old hours pruned (``runtime/journey_events.StatsDeltas``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from omnistream.domain.journey_stats import counted_key
-from omnistream.runtime.journey_events import _apply, _deltas, count_batch, prune, stats_buckets
+from omnistream.domain.journey_stats import parse_stats_key
+from omnistream.runtime.journey_events import StatsDeltas, prune, stats_buckets
 from tests.unit.domain.test_journey_stats import NOW, FakeEvent, rec
 
 
 def test_old_hour_buckets_are_pruned_once_an_hour_and_all_is_kept() -> None:
     table: dict[bytes, bytes] = {}
-    old = FakeEvent(rec("entered", at=NOW - timedelta(days=32)), 1)
-    new = FakeEvent(rec("entered", at=NOW), 1)
-    other = FakeEvent(rec("entered", at=NOW - timedelta(days=40)), 11)  # another partition
-    _apply(table, _deltas([old, new, other]))
+    stats = StatsDeltas(table)
+    old, new = rec("entered", at=NOW - timedelta(days=32)), rec("entered", at=NOW)
+    other = rec("entered", at=NOW - timedelta(days=40))
+    stats.add([old, new], FakeEvent(new, 1))
+    stats.add([other], FakeEvent(other, 11))  # another partition
+    stats.write(NOW - timedelta(days=60))  # nothing old yet at that time
     assert len(stats_buckets(table, "j")) == 4  # two old hours, this hour, all
     pruned: dict[int, int] = {}
-    assert prune(table, [new], NOW, pruned) == 1  # partition 1 only
+    assert prune(table, [FakeEvent(new, 1)], NOW, pruned) == 1  # partition 1 only
     hour = int(NOW.timestamp() // 3600)
     assert set(stats_buckets(table, "j")) == {"all", f"h{hour}", f"h{hour - 40 * 24}"}
-    assert prune(table, [new], NOW, pruned) == 0  # once an hour
-    assert prune(table, [other], NOW, pruned) == 1
+    assert prune(table, [FakeEvent(new, 1)], NOW, pruned) == 0  # once an hour
+    assert prune(table, [FakeEvent(other, 11)], NOW, pruned) == 1
     assert stats_buckets(table, "j")["all"]["n"]  # since-version counts stay
 
 
-def test_a_batch_read_again_is_not_counted_again() -> None:
-    """A partition that moved before its offsets were committed is read again by its new owner
-    (or by the same worker after a crash): the table's counted offsets skip what it holds."""
+def test_counts_go_to_the_inputs_partition_once_per_flush() -> None:
     table: dict[bytes, bytes] = {}
-    first = [FakeEvent(rec("entered"), 3) for _ in range(4)]
-    other = [FakeEvent(rec("entered"), 5) for _ in range(2)]
-    assert count_batch(table, first[:3] + other) == 5
-    assert count_batch(table, first + other) == 1  # only the fourth of partition 3 is new
-    assert count_batch(table, first) == 0
-    assert stats_buckets(table, "j")["all"]["n"] == {"v1\x1f\x1fentered\x1f\x1f\x1f0\x1f": 6}
-    assert set(stats_buckets(table, "j")) == {"all", f"h{int(NOW.timestamp() // 3600)}"}
+    stats = StatsDeltas(table)
+    first, second = rec("entered"), rec("step")
+    stats.add([first, second], FakeEvent(first, 3))
+    stats.add([rec("entered")], FakeEvent(first, 5))
+    assert table == {}  # nothing before the flush
+    stats.write(NOW)
+    partitions = {parse_stats_key(key)[2] for key in table}  # type: ignore[index]
+    assert partitions == {3, 5}
+    assert len(table) == 4  # (this hour, all) x 2 partitions: one write per key and flush
+    stats.write(NOW)  # an empty flush changes nothing
+    assert stats_buckets(table, "j")["all"]["n"] == {
+        "v1\x1f\x1fentered\x1f\x1f\x1f0\x1f": 2,
+        "v1\x1f\x1fstep\x1f\x1f\x1f0\x1f": 1,
+    }
 
 
-def test_counted_offsets_are_not_buckets_and_survive_pruning() -> None:
+def test_a_record_without_a_journey_is_not_counted() -> None:
+    """A receipt whose send no live instance holds has no journey id."""
     table: dict[bytes, bytes] = {}
-    event = FakeEvent(rec("entered", at=NOW - timedelta(days=40)), 7)
-    count_batch(table, [event])
-    assert prune(table, [event], NOW, {}) == 1
-    assert table[counted_key(7)] == str(event.message.offset + 1).encode()
-    assert count_batch(table, [event]) == 0
+    stats = StatsDeltas(table)
+    orphan = rec("outcome", outcome="opened", journey_id=None)
+    stats.add([orphan], FakeEvent(orphan, 2))
+    stats.write(NOW)
+    assert table == {}
 
 
-def test_a_record_handed_to_one_batch_twice_is_counted_once() -> None:
-    """Measured around a rebalance: one batch held offsets 58-62 and then 58-63."""
-    table: dict[bytes, bytes] = {}
-    events = [FakeEvent(rec("entered"), 9) for _ in range(6)]
-    assert count_batch(table, events[:5] + events) == 6
-    assert sum(stats_buckets(table, "j")["all"]["n"].values()) == 6
+def test_counted_offset_keys_of_the_earlier_design_are_not_buckets() -> None:
+    """Tables written before the batch counted the stats hold a counted offset per partition."""
+    table: dict[bytes, bytes] = {b"\x00counted\x1f\x1f7": b"42"}
+    stats = StatsDeltas(table)
+    record = rec("entered", at=NOW - timedelta(days=40))
+    stats.add([record], FakeEvent(record, 7))
+    stats.write(NOW)  # prunes partition 7: the marker is kept, the old hour deleted
+    assert b"\x00counted\x1f\x1f7" in table
+    assert set(stats_buckets(table, "j")) == {"all"}
