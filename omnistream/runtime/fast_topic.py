@@ -24,7 +24,7 @@ Measured on the embedded broker, CPU per acknowledged record with aiokafka's own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
@@ -44,18 +44,16 @@ class FastTopic(faust.Topic):
             return producer
         return await self.app.maybe_start_producer()
 
-    async def send(  # type: ignore[override]
+    async def send(
         self,
         *,
         key: bytes | None = None,
         value: bytes | None = None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, bytes]] | Mapping[str, bytes] | None = None,
         **options: Any,
     ) -> Awaitable[Any]:
         if headers or any(v is not None and v is not False for v in options.values()):
-            return await super().send(
-                key=key, value=value, headers=list(headers) if headers else None, **options
-            )
+            return await super().send(key=key, value=value, headers=headers or None, **options)
         name = self.get_topic_name()
         producer = await self._get_producer()
         delivery: asyncio.Future[Any] = await producer.send(name, key, value, None, None, None)
