@@ -13,14 +13,14 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from benchmarks.bench_pipeline import sustained_rate
+from benchmarks.bench_pipeline import drain
 from omnistream import devstack
 
 
 def rate_with(broker: str, redis: str, workdir: Path, count: int, stream_on: bool) -> float:
     """The pipeline's sustained rate with the journey-event stream on or off."""
     env = {"OMNISTREAM_JOURNEY_EVENTS": "true" if stream_on else "false"}
-    return sustained_rate(broker, redis, workdir, 1, count, extra_env=env)
+    return drain(broker, redis, workdir, 1, count, extra_env=env).rate
 
 
 def run(broker: str, redis: str, workdir: Path, pairs: int, count: int) -> dict[str, Any]:

@@ -266,19 +266,6 @@ def drain(
         fleet.stop()
 
 
-def sustained_rate(
-    broker: str,
-    redis: str,
-    workdir: Path,
-    workers: int,
-    count: int,
-    keyed: bool = True,
-    extra_env: dict[str, str] | None = None,
-) -> float:
-    """Events per second of ``drain``."""
-    return drain(broker, redis, workdir, workers, count, keyed, extra_env).rate
-
-
 def latency_at(
     broker: str, redis: str, workdir: Path, rate: float, seconds: float
 ) -> dict[str, float]:
@@ -332,8 +319,8 @@ def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str
         one.append(drained.rate)
         cpu.append(drained.cpu_us_per_event)
         batch.append(drained.batch_inputs)
-        unkeyed.append(sustained_rate(broker, redis, workdir, 1, count, keyed=False))
-        two.append(sustained_rate(broker, redis, workdir, 2, count))
+        unkeyed.append(drain(broker, redis, workdir, 1, count, keyed=False).rate)
+        two.append(drain(broker, redis, workdir, 2, count).rate)
     rate = median(one)
     results: dict[str, Any] = {
         "pipeline_1_worker_per_s": rate,
