@@ -89,10 +89,6 @@ def source_topic_name(source: str) -> str:
     return named if named in topics else topics[0]
 
 
-def _source_topic(event: Event) -> str:
-    return source_topic_name(event.source)
-
-
 def _made_by_omnistream(event: Event) -> bool:
     return event.source == SYSTEM_SOURCE or is_system_event_type(event.type)
 
@@ -215,7 +211,7 @@ class Harness:
         to its source topic under its highest-ranked identifier, as a keyed source produces it,
         or, if only omnistream may say it, to ``omni.customer-events`` as omnistream does."""
         self._seq += 1
-        topic = CUSTOMER_EVENTS if _made_by_omnistream(event) else _source_topic(event)
+        topic = CUSTOMER_EVENTS if _made_by_omnistream(event) else source_topic_name(event.source)
         item = (event.timestamp, self._seq, topic, route_key(event).encode(), event.to_json())
         heapq.heappush(self._inputs, item)
 

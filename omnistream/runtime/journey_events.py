@@ -145,7 +145,10 @@ class StatsDeltas:
 
     def write(self, now: datetime) -> None:
         """Add the counts to the table, prune old hours of their partitions (once an hour
-        each), and start over."""
+        each), and start over. A flush whose inputs produced no journey event (most of them)
+        does nothing here."""
+        if not self._deltas:
+            return
         deltas, self._deltas = self._deltas, {}
         _apply(self._table, deltas)
         prune(self._table, [source for _, source in deltas.values()], now, self._pruned)
