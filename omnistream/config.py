@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         description="Source events dated further ahead of the worker's clock than this go to "
         "the DLQ (reason future_timestamp): one event dated 9999 would freeze last_seen.",
     )
+    declare_topics: bool = Field(
+        default=True,
+        description="Workers create the topics they use at start (Faust's topic_allow_declare). "
+        "Off where the workers' Kafka principal may not create topics: run `omnistream topics "
+        "create` first. Also off for brokers without CreateTopics (librdkafka's mock cluster, "
+        "which creates topics on first use).",
+    )
     recovery_consistency_check: bool = Field(
         default=True,
         description="Faust's check that a changelog partition was not read past its end; a "

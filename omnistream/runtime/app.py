@@ -90,6 +90,7 @@ def _faust_app(settings: Settings, security: KafkaSecurity) -> Any:
         web_graph_enabled=False,
         table_standby_replicas=settings.standby_replicas,
         recovery_consistency_check=settings.recovery_consistency_check,
+        topic_allow_declare=settings.declare_topics,
         Topic=FastTopic,  # every topic, changelogs included (runtime/fast_topic.py)
         **security.faust_kwargs(),
     )

@@ -46,6 +46,36 @@ def test_the_recovery_consistency_check_follows_the_setting() -> None:
     assert _faust_app(off, KafkaSecurity()).conf.recovery_consistency_check is False
 
 
+def test_topics_are_created_by_the_worker_only_when_declaring_is_on() -> None:
+    """``OMNISTREAM_DECLARE_TOPICS=false``: a principal without CreateTopics (topics made by
+    ``omnistream topics create``), or a broker without it (librdkafka's mock cluster)."""
+    from omnistream.config import Settings
+    from omnistream.journey.model import Catalog
+    from omnistream.runtime.app import build_runtime
+    from omnistream.worker_settings import read_worker_settings
+
+    def created(declare: bool) -> list[str]:
+        settings = Settings(app_id=f"declare-{declare}", declare_topics=declare)
+        runtime = build_runtime(read_worker_settings(settings), Catalog())
+        made: list[str] = []
+
+        class _Producer:
+            async def create_topic(self, topic: str, **_: object) -> None:
+                made.append(topic)
+
+        async def producer() -> _Producer:
+            return _Producer()
+
+        dlq = runtime.topics.dlq
+        dlq._get_producer = producer  # the topic's only way to the broker
+        asyncio.run(dlq.declare())
+        assert runtime.app.conf.topic_allow_declare is declare
+        return made
+
+    assert created(True) == ["omni.dlq"]
+    assert created(False) == []
+
+
 def test_the_redis_client_exists_before_any_agent_can_run() -> None:
     """A Faust ``@app.task`` starts after the first recovery, when agents already consume: the
     client made there was missing for the first send commands, and the channel agent crashed."""
