@@ -21,15 +21,21 @@ from omnistream import devstack
 from omnistream.clock import utcnow
 
 SECTIONS = [
-    "baselines", "pipeline", "agent", "produce", "engine", "channels", "state", "timers", "rss",
-    "broadcasts",
+    "baselines", "pipeline", "latency", "agent", "produce", "engine", "channels", "state",
+    "timers", "rss", "broadcasts",
 ]  # fmt: skip
 
 
-def _section(name: str, broker: str, redis: str, workdir: Path, quick: bool) -> dict[str, Any]:
+def _section(
+    name: str, broker: str, redis: str, workdir: Path, quick: bool, earlier: dict[str, Any]
+) -> dict[str, Any]:
+    """Run one section; ``earlier``: the results of the sections before it in this run."""
     module = importlib.import_module(f"benchmarks.bench_{name}")
-    if name in ("baselines",):
-        result: dict[str, Any] = module.run(broker, workdir, quick=quick)
+    if name == "latency":  # at half the rate the pipeline section sustained, when it ran
+        rate = earlier.get("pipeline", {}).get("latency_rate_per_s")
+        result: dict[str, Any] = module.run(broker, redis, workdir, quick=quick, rate=rate)
+    elif name in ("baselines",):
+        result = module.run(broker, workdir, quick=quick)
     elif name in ("produce",):
         result = module.run(broker, quick=quick)
     elif name in ("pipeline", "timers", "rss", "broadcasts"):
@@ -79,6 +85,22 @@ def _print(results: dict[str, dict[str, Any]], ratios: dict[str, float]) -> None
     print("-" * 66)
     for name, value in ratios.items():
         print(f"{'ratio':<10} {name:<40} {value:>14.3f}")
+    for name, sizes in _batch_sizes(results).items():
+        shares = ", ".join(f"{bound} {share:.0%}" for bound, share in sizes.items())
+        print(f"batches with at most N inputs, {name}: {shares}")
+
+
+def _batch_sizes(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The batch size distribution of the first drain and of the first fresh-broker latency
+    run (1 worker): full speed against half the rate."""
+    found: dict[str, dict[str, float]] = {}
+    drains = results.get("pipeline", {}).get("pipeline_1_worker_batch_sizes") or []
+    if drains:
+        found["drain, 1 worker"] = drains[0]
+    live = results.get("latency", {}).get("latency_runs", {}).get("fresh_1w") or []
+    if live and live[0].get("batch_sizes"):
+        found["half rate, 1 worker"] = live[0]["batch_sizes"]
+    return found
 
 
 def main() -> int:
@@ -96,7 +118,7 @@ def main() -> int:
             print(f"[bench] {name} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
             try:
-                results[name] = _section(name, broker.url, redis.url, workdir, args.quick)
+                results[name] = _section(name, broker.url, redis.url, workdir, args.quick, results)
             except Exception:  # one broken section must not hide the others' figures
                 errors[name] = traceback.format_exc()
                 print(errors[name], file=sys.stderr)

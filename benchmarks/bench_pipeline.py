@@ -85,6 +85,22 @@ class Fleet:
                     inputs += float(line.rsplit(" ", 1)[1])
         return count, inputs
 
+    def batch_sizes(self) -> dict[str, float]:
+        """Share of the customer-agent batches with at most N inputs, from the workers'
+        histogram buckets (cumulative: ``{"<=1": 0.2, "<=2": 0.35, ...}``)."""
+        counts: dict[str, float] = {}
+        for url in self.urls:
+            for line in self.metrics(url).splitlines():
+                if line.startswith("omnistream_customer_batch_records_bucket{"):
+                    bound = line.split('le="', 1)[1].split('"', 1)[0]
+                    counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+        total = counts.get("+Inf", 0.0)
+        return {
+            f"<={float(bound):g}": count / total
+            for bound, count in counts.items()
+            if bound != "+Inf" and total
+        }
+
     def totals(self) -> tuple[float, float, float]:
         """(customer inputs of kind event, send commands, send outcomes) over all workers; the
         outcomes count once the customer agent has taken them in as well."""
@@ -215,6 +231,8 @@ class Drained:
     """Worker CPU (all processes, all threads) per event over the same span."""
     batch_inputs: float
     """Mean inputs per customer-agent batch over the whole run."""
+    batch_sizes: dict[str, float]
+    """Share of batches with at most N inputs (``Fleet.batch_sizes``)."""
 
 
 POLL_S = 0.5
@@ -251,6 +269,7 @@ def drain(
                     rate=events / max(now - started, 1e-9),
                     cpu_us_per_event=(cpu - cpu_first) / events * 1e6,
                     batch_inputs=batched / max(batches, 1.0),
+                    batch_sizes=fleet.batch_sizes(),
                 )
                 print(
                     f"[bench]   {workers} worker(s), {'keyed' if keyed else 'unkeyed'}: "
@@ -267,19 +286,30 @@ def drain(
 
 
 def latency_at(
-    broker: str, redis: str, workdir: Path, rate: float, seconds: float
-) -> dict[str, float]:
-    fleet = start_fleet(broker, redis, workdir, 1)
+    broker: str,
+    redis: str,
+    workdir: Path,
+    rate: float,
+    seconds: float,
+    *,
+    workers: int = 1,
+    customers: int = 5000,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Event -> provider latency of the sends made while demo traffic runs at ``rate``: from
+    the causing event's timestamp (stamped by the producer) to the provider's call."""
+    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
         env.update(OMNISTREAM_BROKER=broker, OMNISTREAM_TOPIC_PREFIX=fleet.prefix)
         limit = int(rate * seconds)
         subprocess.run(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "omnistream", "demo-traffic", "--rate", str(rate),
-             "--limit", str(limit), "--customers", "5000", "--seed", "13"],
+             "--limit", str(limit), "--customers", str(customers), "--seed", "13"],
             env=env, check=True, capture_output=True, timeout=seconds * 3 + 60,
         )  # fmt: skip
         time.sleep(3.0)  # let the tail drain
+        sizes = fleet.batch_sizes()
         latencies = []
         lines = fleet.sends_path.read_bytes().splitlines() if fleet.sends_path.exists() else []
         for line in lines:
@@ -289,7 +319,7 @@ def latency_at(
                 latencies.append(sent)
         latencies.sort()
         if not latencies:
-            return {"latency_samples": 0.0}
+            return {"latency_samples": 0.0, "batch_sizes": sizes}
 
         def pick(q: float) -> float:
             return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
@@ -299,6 +329,7 @@ def latency_at(
             "latency_p50_ms": pick(0.50) * 1000,
             "latency_p95_ms": pick(0.95) * 1000,
             "latency_p99_ms": pick(0.99) * 1000,
+            "batch_sizes": sizes,
         }
     finally:
         fleet.stop()
@@ -313,12 +344,13 @@ def _ts(value: str) -> float:
 def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:
     count = 20_000 if quick else 40_000
     repeats = 1 if quick else 3
-    one, unkeyed, two, cpu, batch = [], [], [], [], []
+    one, unkeyed, two, cpu, batch, sizes = [], [], [], [], [], []
     for _ in range(repeats):  # interleaved, so a slow stretch of the machine hits all three
         drained = drain(broker, redis, workdir, 1, count)
         one.append(drained.rate)
         cpu.append(drained.cpu_us_per_event)
         batch.append(drained.batch_inputs)
+        sizes.append(drained.batch_sizes)
         unkeyed.append(drain(broker, redis, workdir, 1, count, keyed=False).rate)
         two.append(drain(broker, redis, workdir, 2, count).rate)
     rate = median(one)
@@ -326,6 +358,7 @@ def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str
         "pipeline_1_worker_per_s": rate,
         "pipeline_1_worker_cpu_us_per_event": median(cpu),
         "pipeline_1_worker_inputs_per_batch": median(batch),
+        "pipeline_1_worker_batch_sizes": sizes,
         "pipeline_1_worker_unkeyed_per_s": median(unkeyed),
         "pipeline_2_workers_per_s": median(two),
         "pipeline_runs_1": one,
@@ -333,13 +366,6 @@ def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str
         "pipeline_runs_2": two,
         "latency_rate_per_s": rate / 2,
     }
-    # latency at a live rate varies from run to run (the broker shares the 2 cores): the median
-    # of each percentile over the runs, and every run
-    seconds = 10 if quick else 30
-    runs = [latency_at(broker, redis, workdir, rate / 2, seconds) for _ in range(repeats)]
-    for name in ("latency_samples", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
-        results[name] = median(r.get(name, 0.0) for r in runs)
-    results["latency_runs"] = runs
     return results
 
 
