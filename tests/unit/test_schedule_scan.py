@@ -17,7 +17,13 @@ import pytest
 from omnistream.domain.profile import Profile
 from omnistream.domain.state import CustomerState, JourneyRecord
 from omnistream.journey.model import Catalog
-from omnistream.runtime.broadcasts import Broadcasts, Progress, judge, keys_by_partition
+from omnistream.runtime.broadcasts import (
+    Broadcasts,
+    Progress,
+    judge,
+    keys_by_partition,
+    snapshot_keys,
+)
 from omnistream.runtime.partitions import partition_of
 from tests.unit.journey.helpers import catalog_of
 
@@ -69,6 +75,60 @@ def test_keys_by_partition_keeps_owned_ones_sorted() -> None:
     assert set(found) == {1, 3}
     for partition, owned in found.items():
         assert owned == sorted(k for k in keys if partition_of(k, 4) == partition)
+
+
+class SlowKeysStore:
+    """A ``rocksdb://`` stand-in: keys come one by one from a generator, as Faust's RocksDB
+    store yields them (the memory store is a dict underneath)."""
+
+    def __init__(self, keys: list[bytes], app: SimpleNamespace, rebalance_at: int | None) -> None:
+        self._keys, self._app, self._rebalance_at = keys, app, rebalance_at
+
+    def keys(self) -> Any:
+        for n, key in enumerate(self._keys):
+            if n == self._rebalance_at:
+                self._app.rebalancing_count += 1  # a rebalance ran while the scan slept
+            yield key
+
+
+def test_a_rocksdb_key_snapshot_lets_the_event_loop_run() -> None:
+    """1M keys through Faust's RocksDB store held the loop for seconds: /metrics timed out."""
+    keys = [f"c-{n}".encode() for n in range(20_000)]
+    app = SimpleNamespace(rebalancing=False, rebalancing_count=3)
+
+    async def scan_with_a_neighbour() -> tuple[list[bytes] | None, int]:
+        turns = 0
+        done = False
+
+        async def neighbour() -> None:
+            nonlocal turns
+            while not done:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(neighbour())
+        await asyncio.sleep(0)
+        found = await snapshot_keys(SlowKeysStore(keys, app, None), app)
+        done = True
+        await task
+        return found, turns
+
+    found, turns = asyncio.run(scan_with_a_neighbour())
+    assert found == keys
+    assert turns >= 5  # the neighbour ran between slices, not only before and after
+
+    interrupted = SlowKeysStore(keys, app, rebalance_at=5_000)
+    assert asyncio.run(snapshot_keys(interrupted, app)) is None  # the next tick starts again
+    app.rebalancing = True
+    assert asyncio.run(snapshot_keys(SlowKeysStore(keys, app, None), app)) is None
+
+
+def test_a_memory_store_key_snapshot_is_taken_at_once() -> None:
+    """A dict (memory://) must not be iterated across awaits: a write would break it."""
+    rows = {f"c-{n}".encode(): b"{}" for n in range(5_000)}
+    app = SimpleNamespace(rebalancing=False, rebalancing_count=0)
+    assert asyncio.run(snapshot_keys(SimpleNamespace(data=rows), app)) == list(rows)
+    assert asyncio.run(snapshot_keys(rows, app)) == list(rows)
 
 
 class FakeTopic:
