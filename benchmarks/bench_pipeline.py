@@ -135,13 +135,17 @@ steps:
 """
 
 
-def journeys_dir(workdir: Path, total: int = 20) -> Path:
+def journeys_dir(workdir: Path, total: int = 20, broadcasts: bool = True) -> Path:
     """The sample journeys, an immediate order confirmation (the demo traffic orders, and the
     samples start with long waits, so without it nothing is sent within a benchmark), and filler
-    journeys on rare events to reach ``total`` active journeys."""
-    target = workdir / "journeys"
+    journeys on rare events to reach ``total`` active journeys. ``broadcasts=False`` leaves out
+    the scheduled samples: a figure that must not depend on the weekday (a broadcast's scan of
+    every row runs while its occurrence is open)."""
+    target = workdir / ("journeys" if broadcasts else "journeys-no-broadcasts")
     target.mkdir(parents=True, exist_ok=True)
     samples = sorted((REPO / "journeys").glob("*.yaml"))
+    if not broadcasts:
+        samples = [path for path in samples if "\n  schedule:" not in path.read_text()]
     (target / "bench_order_confirmation.yaml").write_text(CONFIRMATION)
     count = 1
     for path in samples:
