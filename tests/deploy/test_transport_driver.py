@@ -7,6 +7,10 @@ conftest closes after each test.
 from __future__ import annotations
 
 import asyncio
+import gc
+from pathlib import Path
+
+import pytest
 
 
 def test_the_worker_consumer_uses_our_driver_and_fetch_wait() -> None:
@@ -86,3 +90,40 @@ def test_the_redis_client_exists_before_any_agent_can_run() -> None:
 
     runtime = build_runtime(read_worker_settings(Settings(app_id="redis-early")), Catalog())
     assert runtime.redis is not None
+
+
+def test_the_worker_runs_with_the_young_generation_threshold_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's default (700) collected hundreds of times a second in a busy worker."""
+    import faust
+    from click.testing import CliRunner
+
+    from omnistream.cli import cli
+
+    seen: list[tuple[int, int, int]] = []
+
+    class _Worker:  # stands in for Faust's: records the collector's settings it starts with
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def execute_from_commandline(self) -> None:
+            seen.append(gc.get_threshold())
+
+    monkeypatch.setattr(faust, "Worker", _Worker)
+    (tmp_path / "journeys").mkdir()
+    env = {
+        "OMNISTREAM_JOURNEYS_DIR": str(tmp_path / "journeys"),
+        "OMNISTREAM_DATA_DIR": str(tmp_path / "data"),
+        "OMNISTREAM_EVENT_LOOP": "asyncio",
+        "OMNISTREAM_APP_ID": "gc-test",
+    }
+    before = gc.get_threshold()
+    try:
+        for value, expected in (("12345", 12345), (None, 10_000)):
+            run_env = {**env, "OMNISTREAM_GC_GEN0_THRESHOLD": value}
+            result = CliRunner().invoke(cli, ["worker"], env=run_env)
+            assert result.exit_code == 0, result.output
+            assert seen.pop() == (expected, 20, 20)
+    finally:
+        gc.set_threshold(*before)
