@@ -102,10 +102,10 @@ def worker() -> None:
 
 
 def tune_garbage_collector(gen0_threshold: int) -> None:
-    """Collect the young generation every ``gen0_threshold`` allocations (0: never), the
-    older ones every 20 collections of the one below (Python: 700, 10, 10), as measured
-    (``OMNISTREAM_GC_GEN0_THRESHOLD``, config.py)."""
-    gc.set_threshold(gen0_threshold, 20, 20)
+    """Collect the young generation every ``gen0_threshold`` allocations (0: never); the
+    older generations keep Python's ratios (``OMNISTREAM_GC_GEN0_THRESHOLD``, config.py)."""
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 @cli.command()
