@@ -3,7 +3,7 @@
 Demo traffic is produced live at ``rate`` (half of what the pipeline section sustained in the
 same run, or ``DEFAULT_RATE`` alone) for 500 customers, so that a 30 s run makes several
 hundred sends (with 5,000 customers it made 44: too few for a p99). The latency of each send is
-read from the provider's output (``sent_at - caused_at``, ``bench_pipeline.latency_at``).
+read from the provider's output (``sent_at - caused_at``, ``latency_at``).
 
 Brokers, because the figure depends on the broker more than on the worker:
 
@@ -16,22 +16,82 @@ Brokers, because the figure depends on the broker more than on the worker:
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from benchmarks import mock_cluster
-from benchmarks.bench_pipeline import latency_at
+from benchmarks.bench_pipeline import start_fleet
 from benchmarks.common import median
 from omnistream import devstack
 
-__all__ = ["DEFAULT_RATE", "run"]
+__all__ = ["DEFAULT_RATE", "latency_at", "run"]
 
 DEFAULT_RATE = 360.0
 """Events/s when the pipeline section did not run: about half of what one worker sustained on
 this machine (2026-12-04)."""
 CUSTOMERS = 500
+
+
+def latency_at(
+    broker: str,
+    redis: str,
+    workdir: Path,
+    rate: float,
+    seconds: float,
+    *,
+    workers: int = 1,
+    customers: int = 5000,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Event -> provider latency of the sends made while demo traffic runs at ``rate``: from
+    the causing event's timestamp (stamped by the producer) to the provider's call."""
+    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
+        env.update(OMNISTREAM_BROKER=broker, OMNISTREAM_TOPIC_PREFIX=fleet.prefix)
+        limit = int(rate * seconds)
+        subprocess.run(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "omnistream", "demo-traffic", "--rate", str(rate),
+             "--limit", str(limit), "--customers", str(customers), "--seed", "13"],
+            env=env, check=True, capture_output=True, timeout=seconds * 3 + 60,
+        )  # fmt: skip
+        time.sleep(3.0)  # let the tail drain
+        sizes = fleet.batch_sizes()
+        latencies = []
+        lines = fleet.sends_path.read_bytes().splitlines() if fleet.sends_path.exists() else []
+        for line in lines:
+            record = orjson.loads(line)
+            if "sent_at" in record and "caused_at" in record:
+                sent = _timestamp(record["sent_at"]) - _timestamp(record["caused_at"])
+                latencies.append(sent)
+        latencies.sort()
+        if not latencies:
+            return {"latency_samples": 0.0, "batch_sizes": sizes}
+
+        def pick(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+        return {
+            "latency_samples": float(len(latencies)),
+            "latency_p50_ms": pick(0.50) * 1000,
+            "latency_p95_ms": pick(0.95) * 1000,
+            "latency_p99_ms": pick(0.99) * 1000,
+            "batch_sizes": sizes,
+        }
+    finally:
+        fleet.stop()
+
+
+def _timestamp(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
 
 
 def _fresh_tansu(workdir: Path) -> tuple[devstack.EmbeddedServer, dict[str, str]]:

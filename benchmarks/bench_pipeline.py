@@ -4,8 +4,7 @@ Sustained rate: the source topics are pre-filled with demo traffic (a separate p
 backend would: keyed by customer as the README asks, and once more without keys, so every event
 is forwarded), then workers drain them: ingest -> customer agent (profile + 20 journeys) ->
 send commands -> channel agents (dedup, caps) -> `log` provider. The rate is counted from the
-workers' own /metrics. Latency: the same pipeline fed at half that rate; event->provider latency
-is read per message from the provider's output (``sent_at - caused_at``).
+workers' own /metrics. Latency at half that rate: ``bench_latency.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
+import yaml
 
 from benchmarks.common import median, produce_bulk
 from omnistream import devstack
@@ -145,7 +144,7 @@ def journeys_dir(workdir: Path, total: int = 20, broadcasts: bool = True) -> Pat
     target.mkdir(parents=True, exist_ok=True)
     samples = sorted((REPO / "journeys").glob("*.yaml"))
     if not broadcasts:
-        samples = [path for path in samples if "\n  schedule:" not in path.read_text()]
+        samples = [path for path in samples if not _scheduled(path)]
     (target / "bench_order_confirmation.yaml").write_text(CONFIRMATION)
     count = 1
     for path in samples:
@@ -154,6 +153,13 @@ def journeys_dir(workdir: Path, total: int = 20, broadcasts: bool = True) -> Pat
     for n in range(max(0, total - count)):
         (target / f"filler_{n}.yaml").write_text(FILLER.format(n=n))
     return target
+
+
+def _scheduled(path: Path) -> bool:
+    """Whether the journey file at ``path`` is a broadcast (``trigger.schedule``)."""
+    document = yaml.safe_load(path.read_text())
+    trigger = document.get("trigger") if isinstance(document, dict) else None
+    return isinstance(trigger, dict) and "schedule" in trigger
 
 
 _run_ids = itertools.count()
@@ -287,62 +293,6 @@ def drain(
         raise RuntimeError("pipeline did not drain in time")
     finally:
         fleet.stop()
-
-
-def latency_at(
-    broker: str,
-    redis: str,
-    workdir: Path,
-    rate: float,
-    seconds: float,
-    *,
-    workers: int = 1,
-    customers: int = 5000,
-    extra_env: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """Event -> provider latency of the sends made while demo traffic runs at ``rate``: from
-    the causing event's timestamp (stamped by the producer) to the provider's call."""
-    fleet = start_fleet(broker, redis, workdir, workers, extra_env=extra_env)
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTREAM_")}
-        env.update(OMNISTREAM_BROKER=broker, OMNISTREAM_TOPIC_PREFIX=fleet.prefix)
-        limit = int(rate * seconds)
-        subprocess.run(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "omnistream", "demo-traffic", "--rate", str(rate),
-             "--limit", str(limit), "--customers", str(customers), "--seed", "13"],
-            env=env, check=True, capture_output=True, timeout=seconds * 3 + 60,
-        )  # fmt: skip
-        time.sleep(3.0)  # let the tail drain
-        sizes = fleet.batch_sizes()
-        latencies = []
-        lines = fleet.sends_path.read_bytes().splitlines() if fleet.sends_path.exists() else []
-        for line in lines:
-            record = orjson.loads(line)
-            if "sent_at" in record and "caused_at" in record:
-                sent = _ts(record["sent_at"]) - _ts(record["caused_at"])
-                latencies.append(sent)
-        latencies.sort()
-        if not latencies:
-            return {"latency_samples": 0.0, "batch_sizes": sizes}
-
-        def pick(q: float) -> float:
-            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
-        return {
-            "latency_samples": float(len(latencies)),
-            "latency_p50_ms": pick(0.50) * 1000,
-            "latency_p95_ms": pick(0.95) * 1000,
-            "latency_p99_ms": pick(0.99) * 1000,
-            "batch_sizes": sizes,
-        }
-    finally:
-        fleet.stop()
-
-
-def _ts(value: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value).timestamp()
 
 
 def run(broker: str, redis: str, workdir: Path, quick: bool = False) -> dict[str, Any]:

@@ -136,10 +136,11 @@ class Settings(BaseSettings):
         default=700,
         ge=0,
         description="Allocations between two young-generation collections of Python's cyclic "
-        "garbage collector in the worker (700: Python's own). 10,000 took 1-26% less worker "
-        "CPU per event in 6 measured pairs, but a worker recovering 1M customers on RocksDB "
-        "held 357 MiB instead of 309 (docs/performance.md): a trade for workers with memory "
-        "to spare. 0 turns the collector off (not advised).",
+        "garbage collector in the worker (700: Python's own; the older generations keep "
+        "Python's ratios). 10,000 (older ones every 20) took less worker CPU per event in each "
+        "of 6 measured pairs (1-32%, noisy); 10,000 with Python's ratios made a worker "
+        "recovering 1M customers on RocksDB hold 357 MiB instead of 309 (docs/performance.md): "
+        "a trade for workers with memory to spare. 0 turns the collector off (not advised).",
     )
     declare_topics: bool = Field(
         default=True,

@@ -143,9 +143,9 @@ async def snapshot_keys(store: Any, app: Any) -> list[bytes] | None:
 
     ``memory://`` keeps the rows in a dict, which a write between two slices would break, and
     ``list`` copies a million keys of a dict in milliseconds: taken at once. ``rocksdb://``
-    yields each key through Faust's store in Python, about 7 us a key: one ``list`` of 1M
-    customers held the event loop for seconds (the ``rss`` benchmark's /metrics timed out
-    when a broadcast opened). Each database's iterator reads one consistent snapshot, so the
+    yields each key through Faust's store in Python: one ``list`` of 1M customers held the
+    event loop for about 10 s (the ``rss`` benchmark's /metrics timed out when a broadcast
+    opened). Each database's iterator reads one consistent snapshot, so the
     keys are taken in slices with a yield between them; a rebalance in between (Faust drops
     the databases it revokes) abandons the snapshot, and the next tick starts again.
     """
